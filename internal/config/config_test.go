@@ -1,0 +1,223 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/regctl-dev/regctl/internal/exitcode"
+)
+
+func writeFile(t *testing.T, dir, name, body string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+const base = `
+default_registry: local
+registries:
+  local: {type: oci, url: 127.0.0.1:5000, insecure: true}
+  prod: {type: ecr, region: us-east-1, account: "123456789012"}
+scan:
+  severities: [CRITICAL, HIGH]
+  fail_on: {CRITICAL: 0, HIGH: 5}
+`
+
+func TestPrecedenceFileEnvFlags(t *testing.T) {
+	dir := t.TempDir()
+	file := writeFile(t, dir, "regctl.yaml", base)
+
+	cfg, err := Load(Sources{File: file})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Registries["local"].URL != "127.0.0.1:5000" || cfg.DefaultRegistry != "local" {
+		t.Fatalf("file values not read: %+v", cfg)
+	}
+
+	env := []string{"REGCTL_REGISTRIES_LOCAL_URL=127.0.0.1:6000", "REGCTL_DEFAULT_REGISTRY=prod", "UNRELATED=1"}
+	cfg, err = Load(Sources{File: file, Environ: env})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Registries["local"].URL; got != "127.0.0.1:6000" {
+		t.Errorf("env should override file: url = %q", got)
+	}
+	if cfg.DefaultRegistry != "prod" {
+		t.Errorf("env should override file: default_registry = %q", cfg.DefaultRegistry)
+	}
+	if !cfg.Registries["local"].Insecure {
+		t.Error("keys the env does not set must keep their file values")
+	}
+
+	cfg, err = Load(Sources{File: file, Environ: env, Overrides: map[string]any{"default_registry": "local"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.DefaultRegistry != "local" {
+		t.Errorf("flags should override env: default_registry = %q", cfg.DefaultRegistry)
+	}
+}
+
+func TestEnvWithoutFileForSchemaKeys(t *testing.T) {
+	cfg, err := Load(Sources{Environ: []string{"REGCTL_SIGN_KEY=k.pem", "REGCTL_SCAN_SEVERITIES=CRITICAL,HIGH"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Sign.Key != "k.pem" {
+		t.Errorf("sign.key = %q", cfg.Sign.Key)
+	}
+	if strings.Join(cfg.Scan.Severities, ",") != "CRITICAL,HIGH" {
+		t.Errorf("scan.severities = %v", cfg.Scan.Severities)
+	}
+}
+
+func TestSearchOrder(t *testing.T) {
+	work, home := t.TempDir(), t.TempDir()
+	writeFile(t, home, "regctl/config.yaml", "default_registry: a\nregistries: {a: {type: oci, url: a.example}}\n")
+	cfg, err := Load(Sources{WorkDir: work, ConfigHome: home})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.DefaultRegistry != "a" {
+		t.Fatalf("user config not found: %+v", cfg)
+	}
+	writeFile(t, work, "regctl.yaml", "default_registry: b\nregistries: {b: {type: oci, url: b.example}}\n")
+	cfg, err = Load(Sources{WorkDir: work, ConfigHome: home})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.DefaultRegistry != "b" || !strings.HasSuffix(cfg.File, "regctl.yaml") {
+		t.Fatalf("./regctl.yaml must win over the user config: %+v", cfg)
+	}
+	_, err = Load(Sources{File: filepath.Join(work, "missing.yaml")})
+	if exitcode.Of(err) != exitcode.NotFound {
+		t.Fatalf("missing --config file: exit %d, err %v", exitcode.Of(err), err)
+	}
+}
+
+func TestValidationReportsEveryProblemWithPath(t *testing.T) {
+	dir := t.TempDir()
+	file := writeFile(t, dir, "bad.yaml", `default_registry: nowhere
+registries:
+  local:
+    type: oic
+    url: 127.0.0.1:5000
+    insecure: "yes"
+  prod:
+    type: ecr
+    regoin: us-east-1
+scan:
+  severities: [CRITICAL, SEVERE]
+  fail_on: {HIGH: many}
+colour: true
+`)
+	_, err := Load(Sources{File: file})
+	var verr *ValidationError
+	if !errors.As(err, &verr) {
+		t.Fatalf("want *ValidationError, got %v", err)
+	}
+	if exitcode.Of(err) != exitcode.Usage {
+		t.Errorf("exit code = %d, want %d", exitcode.Of(err), exitcode.Usage)
+	}
+	want := []string{
+		`bad.yaml:4: registries.local.type: "oic" is not one of oci, ecr, harbor`,
+		`bad.yaml:6: registries.local.insecure: expected true or false, got "yes"`,
+		`bad.yaml:9: registries.prod.regoin: unknown key (did you mean "region"?)`,
+		`bad.yaml:11: scan.severities[1]: "SEVERE" is not one of`,
+		`bad.yaml:12: scan.fail_on.HIGH: expected a whole number, got "many"`,
+		`bad.yaml:13: colour: unknown key`,
+	}
+	msg := err.Error()
+	for _, w := range want {
+		if !strings.Contains(msg, w) {
+			t.Errorf("error does not contain %q:\n%s", w, msg)
+		}
+	}
+	if len(verr.Problems) != len(want) {
+		t.Errorf("got %d problems, want %d:\n%s", len(verr.Problems), len(want), msg)
+	}
+}
+
+func TestSemanticChecks(t *testing.T) {
+	cases := map[string]string{
+		"default_registry: x\n":                                          `default_registry: "x" is not defined`,
+		"registries: {a: {type: oci}}\n":                                  "registries.a.url: required for type oci",
+		"registries: {a: {type: ecr, url: x}}\n":                          "registries.a.region: required for type ecr",
+		"registries: {a: {type: ecr, region: r, account: \"12\"}}\n":       "registries.a.account: must be a 12-digit",
+		"registries: {a: {type: oci, url: x, password_env: A, password_file: B, username: u}}\n": "set only one of password",
+		"registries: {a: {type: oci, url: x, password_env: A}}\n":         "registries.a.username: required when a password",
+		"registries: {a: {url: x}}\n":                                     "registries.a.type: required",
+		"registries: {a: {type: oci, url: \"ftp://x\"}}\n":                 "only http:// and https://",
+		"scan: {fail_on: {SEVERE: 1}}\n":                                  "scan.fail_on.severe: unknown severity",
+		"scan: {cvss_threshold: 11}\n":                                    "scan.cvss_threshold: must be between 0 and 10",
+		"registries: {a: null}\n":                                         "registries.a: must not be null",
+		"registries: [a, b]\n":                                            "registries: expected a mapping, got a list",
+		"registries: {a: {type: oci, url: x}, a: {type: oci, url: y}}\n":  "duplicate key",
+		"{{{\n":                                                           "not valid YAML",
+	}
+	for body, want := range cases {
+		dir := t.TempDir()
+		_, err := Load(Sources{File: writeFile(t, dir, "c.yaml", body)})
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: got %v, want error containing %q", body, err, want)
+		}
+	}
+}
+
+func TestStarterLoadsAndRedaction(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "sub", "regctl.yaml")
+	if err := WriteStarter(p, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteStarter(p, false); err == nil || !strings.Contains(err.Error(), "--force") {
+		t.Fatalf("second write must refuse without --force, got %v", err)
+	}
+	cfg, err := Load(Sources{File: p})
+	if err != nil {
+		t.Fatalf("starter file does not load: %v", err)
+	}
+	if cfg.Registries["local"].Type != TypeOCI {
+		t.Fatalf("starter: %+v", cfg)
+	}
+
+	withSecret := &Config{Registries: map[string]Registry{"a": {Type: "oci", URL: "x", Username: "u", Password: "hunter2"}}}
+	if r := withSecret.Redacted(); r.Registries["a"].Password != "REDACTED" {
+		t.Fatalf("password not redacted: %+v", r)
+	}
+	if withSecret.Registries["a"].Password != "hunter2" {
+		t.Fatal("Redacted must not modify the original")
+	}
+}
+
+func TestSchemaCoversStructKeys(t *testing.T) {
+	// Every key of a fully populated config must pass the schema: catches a struct field added without
+	// its schema entry (which would make valid files fail validation).
+	full := `default_registry: a
+registries:
+  a: {type: oci, url: x, insecure: true, ca_file: c, username: u, password_env: P, region: r, account: "123456789012", profile: p, endpoint: e}
+  b: {type: oci, url: x, username: u, password: s}
+  c: {type: oci, url: x, username: u, password_file: f}
+scan: {severities: [HIGH], fail_on: {HIGH: 1}, ignore_file: i, ignore_unfixed: true, cvss_threshold: 7.0, cache_dir: d, db_repository: r}
+sign: {key: k}
+backup: {destination: d, storage_class: s, keep_days: 1, keep_last: 2, jobs: 3}
+build: {platforms: [linux/amd64], builder: buildah, tag_rules: [{branch: main, tags: [latest]}]}
+`
+	cfg, err := Load(Sources{File: writeFile(t, t.TempDir(), "full.yaml", full)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Backup.Jobs != 3 || cfg.Build.TagRules[0].Tags[0] != "latest" || cfg.Scan.CVSSThreshold != 7.0 || cfg.Registries["c"].PasswordFile != "f" {
+		t.Fatalf("values not decoded: %+v", cfg)
+	}
+}

@@ -1,0 +1,263 @@
+package config
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// kind is the YAML type a key must have.
+type kind int
+
+const (
+	kString kind = iota
+	kBool
+	kInt
+	kFloat
+	kList   // list of elem
+	kObject // fixed keys
+	kMap    // free keys (e.g. registry names), each value of elem
+)
+
+// node is one key of the schema. The schema is what `config validate` checks the file against, before
+// any value is decoded, so every unknown key and wrong type is reported with its path and line.
+type node struct {
+	kind   kind
+	elem   *node
+	fields map[string]*node
+	enum   []string
+	secret bool // redacted by `config view`
+}
+
+func str() *node                   { return &node{kind: kString} }
+func enum(vals ...string) *node    { return &node{kind: kString, enum: vals} }
+func boolean() *node               { return &node{kind: kBool} }
+func integer() *node               { return &node{kind: kInt} }
+func float() *node                 { return &node{kind: kFloat} }
+func listOf(e *node) *node         { return &node{kind: kList, elem: e} }
+func mapOf(e *node) *node          { return &node{kind: kMap, elem: e} }
+func object(f map[string]*node) *node { return &node{kind: kObject, fields: f} }
+
+// RegistryTypes are the backends a registry entry may name.
+var RegistryTypes = []string{TypeOCI, TypeECR, TypeHarbor}
+
+var severities = []string{"UNKNOWN", "LOW", "MEDIUM", "HIGH", "CRITICAL"}
+
+// schema mirrors Config. A key added to Config must be added here too (TestSchemaMatchesStruct checks).
+var schema = object(map[string]*node{
+	"default_registry": str(),
+	"registries": mapOf(object(map[string]*node{
+		"type":          enum(RegistryTypes...),
+		"url":           str(),
+		"insecure":      boolean(),
+		"ca_file":       str(),
+		"username":      str(),
+		"password":      {kind: kString, secret: true},
+		"password_env":  str(),
+		"password_file": str(),
+		"region":        str(),
+		"account":       str(),
+		"profile":       str(),
+		"endpoint":      str(),
+	})),
+	"scan": object(map[string]*node{
+		"severities":     listOf(enum(severities...)),
+		"fail_on":        mapOf(integer()),
+		"ignore_file":    str(),
+		"ignore_unfixed": boolean(),
+		"cvss_threshold": float(),
+		"cache_dir":      str(),
+		"db_repository":  str(),
+	}),
+	"sign": object(map[string]*node{
+		"key": str(),
+	}),
+	"backup": object(map[string]*node{
+		"destination":   str(),
+		"storage_class": str(),
+		"keep_days":     integer(),
+		"keep_last":     integer(),
+		"jobs":          integer(),
+	}),
+	"build": object(map[string]*node{
+		"platforms": listOf(str()),
+		"builder":   enum("auto", "buildx", "buildah"),
+		"tag_rules": listOf(object(map[string]*node{
+			"branch": str(),
+			"tags":   listOf(str()),
+		})),
+	}),
+})
+
+// checkNode walks a YAML node against the schema and appends a Problem for every mismatch.
+func checkNode(n *yaml.Node, s *node, path string, out *[]Problem) {
+	if n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	bad := func(format string, args ...any) {
+		*out = append(*out, Problem{Path: path, Line: n.Line, Msg: fmt.Sprintf(format, args...)})
+	}
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+		bad("must not be null; remove the key to use the default")
+		return
+	}
+	switch s.kind {
+	case kObject, kMap:
+		if n.Kind != yaml.MappingNode {
+			bad("expected a mapping, got %s", describe(n))
+			return
+		}
+		seen := map[string]bool{}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			key := k.Value
+			child := join(path, key)
+			if seen[key] {
+				*out = append(*out, Problem{Path: child, Line: k.Line, Msg: "duplicate key"})
+				continue
+			}
+			seen[key] = true
+			var cs *node
+			if s.kind == kMap {
+				cs = s.elem
+			} else {
+				cs = s.fields[key]
+			}
+			if cs == nil {
+				*out = append(*out, Problem{Path: child, Line: k.Line, Msg: "unknown key" + suggest(key, s.fields)})
+				continue
+			}
+			checkNode(v, cs, child, out)
+		}
+	case kList:
+		if n.Kind != yaml.SequenceNode {
+			bad("expected a list, got %s", describe(n))
+			return
+		}
+		for i, c := range n.Content {
+			checkNode(c, s.elem, fmt.Sprintf("%s[%d]", path, i), out)
+		}
+	default:
+		if n.Kind != yaml.ScalarNode {
+			bad("expected a %s, got %s", kindName(s.kind), describe(n))
+			return
+		}
+		switch s.kind {
+		case kBool:
+			if n.Tag != "!!bool" {
+				bad("expected true or false, got %s", describe(n))
+			}
+		case kInt:
+			if n.Tag != "!!int" {
+				bad("expected a whole number, got %s", describe(n))
+			}
+		case kFloat:
+			if n.Tag != "!!int" && n.Tag != "!!float" {
+				bad("expected a number, got %s", describe(n))
+			}
+		case kString:
+			if n.Tag != "!!str" && n.Tag != "!!int" {
+				// Numbers are accepted as strings (an AWS account id is often written unquoted);
+				// booleans are not, since `type: yes` is almost certainly a mistake.
+				bad("expected a string, got %s", describe(n))
+				return
+			}
+			if len(s.enum) > 0 && !contains(s.enum, n.Value) {
+				bad("%q is not one of %s", n.Value, strings.Join(s.enum, ", "))
+			}
+		}
+	}
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+func describe(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	}
+	switch n.Tag {
+	case "!!bool":
+		return "boolean " + n.Value
+	case "!!int", "!!float":
+		return "number " + n.Value
+	}
+	return strconv.Quote(n.Value)
+}
+
+func kindName(k kind) string {
+	return map[kind]string{kString: "string", kBool: "boolean", kInt: "whole number", kFloat: "number"}[k]
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// suggest names the known key closest to a misspelt one.
+func suggest(key string, fields map[string]*node) string {
+	best, bestDist := "", 3
+	names := make([]string, 0, len(fields))
+	for k := range fields {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		if d := levenshtein(key, k); d < bestDist {
+			best, bestDist = k, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (did you mean %q?)", best)
+}
+
+func levenshtein(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
+}
+
+// scalarKeys lists every dotted path of a fixed scalar or list key (not below free-form maps); these
+// are the keys REGCTL_* environment variables may set even when the file does not mention them.
+func scalarKeys(s *node, path string, out *[]string) {
+	switch s.kind {
+	case kObject:
+		for k, c := range s.fields {
+			scalarKeys(c, join(path, k), out)
+		}
+	case kMap:
+		// free-form keys are only known from the file
+	default:
+		*out = append(*out, path)
+	}
+}

@@ -1,0 +1,161 @@
+// Package localreg runs the CNCF distribution registry in-process: the embedded registry behind
+// `regctl registry serve`, the demo and the tests. It also runs the library's garbage collector.
+package localreg
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/distribution/distribution/v3/configuration"
+	"github.com/distribution/distribution/v3/registry/handlers"
+	"github.com/sirupsen/logrus"
+
+	_ "github.com/distribution/distribution/v3/registry/auth/htpasswd"             // --htpasswd
+	_ "github.com/distribution/distribution/v3/registry/storage/driver/filesystem" // --root
+	_ "github.com/distribution/distribution/v3/registry/storage/driver/inmemory"   // tests
+)
+
+// Options configures the embedded registry.
+type Options struct {
+	Addr     string // listen address; must be given explicitly (default in the CLI: 127.0.0.1:5000)
+	Root     string // storage directory; "" keeps everything in memory
+	Htpasswd string // bcrypt htpasswd file enabling basic auth
+	TLSCert  string
+	TLSKey   string
+	// Log receives the registry's own log lines (it logs through logrus); nil discards them.
+	Log      io.Writer
+	LogLevel string // logrus level: error, warn, info, debug
+}
+
+// logMu guards the process-wide logrus logger the distribution library writes to.
+var logMu sync.Mutex
+
+func configure(o Options) (*configuration.Configuration, error) {
+	cfg := &configuration.Configuration{}
+	cfg.Version = "0.1"
+	if o.Root != "" {
+		if err := os.MkdirAll(o.Root, 0o755); err != nil {
+			return nil, fmt.Errorf("--root: %w", err)
+		}
+		cfg.Storage = configuration.Storage{"filesystem": configuration.Parameters{"rootdirectory": o.Root}}
+	} else {
+		cfg.Storage = configuration.Storage{"inmemory": configuration.Parameters{}}
+	}
+	// Deletes are what lifecycle and restore need; without this the registry answers 405.
+	cfg.Storage["delete"] = configuration.Parameters{"enabled": true}
+	// The upload purger is a background goroutine that would outlive a test server.
+	cfg.Storage["maintenance"] = configuration.Parameters{"uploadpurging": map[any]any{"enabled": false}}
+	secret := make([]byte, 16)
+	if _, err := rand.Read(secret); err != nil {
+		return nil, err
+	}
+	cfg.HTTP.Secret = hex.EncodeToString(secret)
+	cfg.Log.AccessLog.Disabled = true
+	// configuration.Parse would default this; built by hand it is 0, which refuses every catalog call.
+	cfg.Catalog.MaxEntries = 1000
+	if o.Htpasswd != "" {
+		if _, err := os.Stat(o.Htpasswd); err != nil {
+			return nil, fmt.Errorf("--htpasswd: %w", err)
+		}
+		cfg.Auth = configuration.Auth{"htpasswd": configuration.Parameters{"realm": "regctl", "path": o.Htpasswd}}
+	}
+	return cfg, nil
+}
+
+// Handler returns the registry as an http.Handler and a function that releases it.
+func Handler(ctx context.Context, o Options) (h http.Handler, closeFn func() error, err error) {
+	cfg, err := configure(o)
+	if err != nil {
+		return nil, nil, err
+	}
+	setLogging(o)
+	// NewApp panics on storage and auth set-up errors; turn that into an error.
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("starting registry: %v", r)
+		}
+	}()
+	app := handlers.NewApp(ctx, cfg)
+	return app, app.Shutdown, nil
+}
+
+func setLogging(o Options) {
+	logMu.Lock()
+	defer logMu.Unlock()
+	w := o.Log
+	if w == nil {
+		w = io.Discard
+	}
+	logrus.SetOutput(w)
+	lvl, err := logrus.ParseLevel(o.LogLevel)
+	if err != nil {
+		lvl = logrus.WarnLevel
+	}
+	logrus.SetLevel(lvl)
+}
+
+// Serve listens on o.Addr and serves until ctx ends, then shuts down gracefully (in-flight requests
+// get up to 10 seconds). ready, if set, is called with the URL once the listener is open.
+func Serve(ctx context.Context, o Options, ready func(url string)) error {
+	if o.Addr == "" {
+		return errors.New("--addr is required")
+	}
+	if (o.TLSCert == "") != (o.TLSKey == "") {
+		return errors.New("--tls-cert and --tls-key go together")
+	}
+	h, closeApp, err := Handler(ctx, o)
+	if err != nil {
+		return err
+	}
+	defer closeApp()
+	ln, err := net.Listen("tcp", o.Addr)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", o.Addr, err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second}
+	errc := make(chan error, 1)
+	scheme := "http"
+	go func() {
+		if o.TLSCert != "" {
+			errc <- srv.ServeTLS(ln, o.TLSCert, o.TLSKey)
+			return
+		}
+		errc <- srv.Serve(ln)
+	}()
+	if o.TLSCert != "" {
+		scheme = "https"
+	}
+	if ready != nil {
+		ready(scheme + "://" + ln.Addr().String())
+	}
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return err
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// HostOf strips the scheme from a URL Serve reported.
+func HostOf(url string) string {
+	_, host, _ := strings.Cut(url, "://")
+	return host
+}

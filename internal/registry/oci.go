@@ -1,0 +1,350 @@
+package registry
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/regctl-dev/regctl/internal/config"
+)
+
+// OCIConfig configures the generic OCI backend.
+type OCIConfig struct {
+	Name      string
+	Host      string
+	Insecure  bool
+	Keychain  authn.Keychain
+	Transport http.RoundTripper // wrapped in RetryTransport
+	UserAgent string
+	Logger    *slog.Logger
+	Jobs      int
+	// PageSize is the n= of tag and catalog listings; distribution refuses more than 100 by default.
+	PageSize int
+}
+
+// OCI is the backend for any registry speaking the OCI distribution API.
+type OCI struct {
+	cfg  OCIConfig
+	opts []remote.Option
+	// puller and pusher are shared by every call so that the /v2/ ping and the token exchange happen
+	// once per repository and scope, not once per request.
+	puller *remote.Puller
+	pusher *remote.Pusher
+}
+
+// NewOCI builds the OCI backend.
+func NewOCI(c OCIConfig) *OCI {
+	if c.Transport == nil {
+		c.Transport = http.DefaultTransport
+	}
+	if c.Keychain == nil {
+		c.Keychain = authn.DefaultKeychain
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Jobs <= 0 {
+		c.Jobs = 8
+	}
+	if c.PageSize <= 0 {
+		c.PageSize = 100
+	}
+	if c.UserAgent == "" {
+		c.UserAgent = "regctl"
+	}
+	rt := &RetryTransport{Base: c.Transport, Logger: c.Logger}
+	o := &OCI{cfg: c, opts: []remote.Option{
+		remote.WithTransport(rt),
+		remote.WithAuthFromKeychain(c.Keychain),
+		remote.WithUserAgent(c.UserAgent),
+		remote.WithJobs(c.Jobs),
+		remote.WithPageSize(c.PageSize),
+		// Status retries happen once, in RetryTransport (which honours Retry-After); go-containerregistry
+		// keeps its operation-level retry for broken connections, with a short backoff.
+		remote.WithRetryStatusCodes(),
+		remote.WithRetryBackoff(remote.Backoff{Duration: 200 * time.Millisecond, Factor: 2, Jitter: 0.2, Steps: 3}),
+	}}
+	// NewPuller/NewPusher only fail on a bad option; the options above are fixed.
+	o.puller, _ = remote.NewPuller(o.opts...)
+	o.pusher, _ = remote.NewPusher(o.opts...)
+	return o
+}
+
+func (o *OCI) Name() string            { return o.cfg.Name }
+func (o *OCI) Host() string            { return o.cfg.Host }
+func (o *OCI) Type() string            { return config.TypeOCI }
+func (o *OCI) Insecure() bool          { return o.cfg.Insecure }
+func (o *OCI) Remote() []remote.Option {
+	return append(append([]remote.Option(nil), o.opts...), remote.Reuse(o.puller), remote.Reuse(o.pusher))
+}
+
+func (o *OCI) remote(ctx context.Context) []remote.Option {
+	return append(o.Remote(), remote.WithContext(ctx))
+}
+
+// Repositories lists the catalog (all pages), keeping names that start with prefix.
+func (o *OCI) Repositories(ctx context.Context, prefix string) ([]string, error) {
+	reg, err := name.NewRegistry(o.cfg.Host, nameRegistryOpts(o)...)
+	if err != nil {
+		return nil, err
+	}
+	all, err := o.puller.Catalog(ctx, reg)
+	if err != nil {
+		return nil, fmt.Errorf("listing repositories of %s: %w", o.cfg.Host, err)
+	}
+	out := all[:0]
+	for _, r := range all {
+		if strings.HasPrefix(r, prefix) {
+			out = append(out, r)
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+func nameRegistryOpts(o *OCI) []name.Option {
+	if o.cfg.Insecure {
+		return []name.Option{name.Insecure}
+	}
+	return nil
+}
+
+// Tags lists every tag of repo (all pages).
+func (o *OCI) Tags(ctx context.Context, repo string) ([]string, error) {
+	r, err := RepositoryRef(o, repo)
+	if err != nil {
+		return nil, err
+	}
+	tags, err := o.puller.List(ctx, r)
+	if err != nil {
+		return nil, fmt.Errorf("listing tags of %s: %w", r, err)
+	}
+	sort.Strings(tags)
+	return tags, nil
+}
+
+// EnsureRepository validates the name; plain registries create repositories on first push.
+func (o *OCI) EnsureRepository(ctx context.Context, repo string, spec RepositorySpec) (EnsureResult, error) {
+	r, err := RepositoryRef(o, repo)
+	if err != nil {
+		return EnsureResult{}, err
+	}
+	res := EnsureResult{Repository: repo}
+	if spec.ScanOnPush || spec.Encryption != "" || spec.KMSKey != "" || spec.TagMutability != "" || len(spec.Tags) > 0 {
+		res.Message = "repository settings are not supported by plain OCI registries and were not applied; "
+	}
+	_, err = o.puller.List(ctx, r)
+	var terr *transport.Error
+	switch {
+	case err == nil:
+		res.Status = StatusExists
+		res.Message += "repository exists"
+	case errors.As(err, &terr) && (terr.StatusCode == http.StatusNotFound):
+		res.Status = StatusOnPush
+		res.Message += "the registry creates the repository on first push"
+	default:
+		return res, fmt.Errorf("checking %s: %w", r, err)
+	}
+	return res, nil
+}
+
+// DeleteImage deletes a manifest by digest (the registry drops the tags pointing at it).
+func (o *OCI) DeleteImage(ctx context.Context, repo string, digest v1.Hash) error {
+	r, err := RepositoryRef(o, repo)
+	if err != nil {
+		return err
+	}
+	if err := remote.Delete(r.Digest(digest.String()), o.remote(ctx)...); err != nil {
+		return fmt.Errorf("deleting %s@%s: %w", r, digest, err)
+	}
+	return nil
+}
+
+// Images lists a repository's manifests. Each tag is resolved with HEAD, each distinct manifest is
+// fetched once, and each distinct image config once (for its created time), with bounded parallelism.
+// Plain registries cannot list manifests no tag reaches; those are not in the result.
+func (o *OCI) Images(ctx context.Context, repo string) ([]Image, error) {
+	r, err := RepositoryRef(o, repo)
+	if err != nil {
+		return nil, err
+	}
+	tags, err := o.Tags(ctx, repo)
+	if err != nil {
+		return nil, err
+	}
+	f := &fetcher{o: o, repo: r, ctx: ctx, manifests: map[v1.Hash]*Manifest{}, configs: map[v1.Hash]*configInfo{}}
+
+	// 1. tag -> digest
+	tagDigests := make(map[string]v1.Hash, len(tags))
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(o.cfg.Jobs)
+	for _, tag := range tags {
+		g.Go(func() error {
+			d, err := o.puller.Head(gctx, r.Tag(tag))
+			if err != nil {
+				var terr *transport.Error
+				if errors.As(err, &terr) && terr.StatusCode == http.StatusNotFound {
+					o.cfg.Logger.Warn("tag listed but not found; skipped", "repository", r.String(), "tag", tag)
+					return nil // deleted between list and head
+				}
+				return fmt.Errorf("resolving %s:%s: %w", r, tag, err)
+			}
+			mu.Lock()
+			tagDigests[tag] = d.Digest
+			mu.Unlock()
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+
+	// 2. manifests, breadth first through index children
+	wave := uniqueDigests(tagDigests)
+	for len(wave) > 0 {
+		if err := f.fetchManifests(wave); err != nil {
+			return nil, err
+		}
+		var next []v1.Hash
+		for _, d := range wave {
+			m := f.manifests[d]
+			for _, c := range m.Children {
+				if _, seen := f.manifests[c.Digest]; !seen && !containsHash(next, c.Digest) {
+					next = append(next, c.Digest)
+				}
+			}
+		}
+		wave = next
+	}
+
+	// 3. configs of image manifests (not of signatures and other artifacts: they are not aged)
+	var cfgs []v1.Hash
+	for _, m := range f.manifests {
+		if m.Config != nil && m.isImageConfig() && !containsHash(cfgs, m.Config.Digest) {
+			cfgs = append(cfgs, m.Config.Digest)
+		}
+	}
+	if err := f.fetchConfigs(cfgs); err != nil {
+		return nil, err
+	}
+	created := make(map[v1.Hash]time.Time, len(f.configs))
+	for d, c := range f.configs {
+		created[d] = c.Created
+	}
+	return Group(repo, tagDigests, f.manifests, created), nil
+}
+
+func uniqueDigests(m map[string]v1.Hash) []v1.Hash {
+	seen := map[v1.Hash]bool{}
+	var out []v1.Hash
+	for _, d := range m {
+		if !seen[d] {
+			seen[d] = true
+			out = append(out, d)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].String() < out[j].String() })
+	return out
+}
+
+func containsHash(list []v1.Hash, h v1.Hash) bool {
+	for _, x := range list {
+		if x == h {
+			return true
+		}
+	}
+	return false
+}
+
+type fetcher struct {
+	o         *OCI
+	repo      name.Repository
+	ctx       context.Context
+	mu        sync.Mutex
+	manifests map[v1.Hash]*Manifest
+	configs   map[v1.Hash]*configInfo
+}
+
+type configInfo struct {
+	Created time.Time
+}
+
+func (f *fetcher) fetchManifests(digests []v1.Hash) error {
+	g, ctx := errgroup.WithContext(f.ctx)
+	g.SetLimit(f.o.cfg.Jobs)
+	for _, d := range digests {
+		g.Go(func() error {
+			desc, err := f.o.puller.Get(ctx, f.repo.Digest(d.String()))
+			var m *Manifest
+			if err != nil {
+				var terr *transport.Error
+				if !errors.As(err, &terr) || terr.StatusCode != http.StatusNotFound {
+					return fmt.Errorf("fetching manifest %s@%s: %w", f.repo, d, err)
+				}
+				f.o.cfg.Logger.Warn("manifest referenced but missing", "repository", f.repo.String(), "digest", d.String())
+				m = &Manifest{Digest: d, Missing: true}
+			} else {
+				m, err = ParseManifest(d, desc.MediaType, desc.Manifest)
+				if err != nil {
+					return fmt.Errorf("%s@%s: %w", f.repo, d, err)
+				}
+			}
+			f.mu.Lock()
+			f.manifests[d] = m
+			f.mu.Unlock()
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+// maxConfigSize bounds what is read of an image config; configs are small JSON documents.
+const maxConfigSize = 4 << 20
+
+func (f *fetcher) fetchConfigs(digests []v1.Hash) error {
+	g, ctx := errgroup.WithContext(f.ctx)
+	g.SetLimit(f.o.cfg.Jobs)
+	for _, d := range digests {
+		g.Go(func() error {
+			layer, err := f.o.puller.Layer(ctx, f.repo.Digest(d.String()))
+			if err != nil {
+				return err
+			}
+			rc, err := layer.Compressed()
+			if err != nil {
+				return fmt.Errorf("fetching config %s@%s: %w", f.repo, d, err)
+			}
+			defer rc.Close()
+			var cf struct {
+				Created time.Time `json:"created"`
+			}
+			info := &configInfo{}
+			if err := json.NewDecoder(io.LimitReader(rc, maxConfigSize)).Decode(&cf); err == nil {
+				info.Created = cf.Created
+			} else {
+				f.o.cfg.Logger.Debug("config is not an image config; no created time", "digest", d.String(), "error", err)
+			}
+			f.mu.Lock()
+			f.configs[d] = info
+			f.mu.Unlock()
+			return nil
+		})
+	}
+	return g.Wait()
+}

@@ -1,0 +1,149 @@
+// Package registry is the abstraction every regctl command talks to: a Registry opened by name from
+// the config (or ad hoc from a host), the Image model, and the generic OCI backend over
+// go-containerregistry. Backends with native features (ECR lifecycle policies, Harbor scans) expose
+// them as small side interfaces found by type assertion.
+package registry
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// Registry is one registry opened from the config.
+type Registry interface {
+	// Name is the config key ("local", "prod"), or the host for an ad hoc registry.
+	Name() string
+	// Host is the registry host, e.g. 123456789012.dkr.ecr.us-east-1.amazonaws.com or 127.0.0.1:5000.
+	Host() string
+	// Type is the backend: oci, ecr or harbor.
+	Type() string
+	// Remote returns go-containerregistry options for the data plane: auth, transport with retries, user
+	// agent. Callers add remote.WithContext.
+	Remote() []remote.Option
+	// Insecure reports whether plain HTTP is allowed.
+	Insecure() bool
+
+	Repositories(ctx context.Context, prefix string) ([]string, error)
+	Tags(ctx context.Context, repo string) ([]string, error)
+	EnsureRepository(ctx context.Context, repo string, spec RepositorySpec) (EnsureResult, error)
+	// Images returns one entry per manifest digest the repository's tags reach (and, where the backend
+	// can list them, untagged manifests too), with tags, kinds, times and links.
+	Images(ctx context.Context, repo string) ([]Image, error)
+	DeleteImage(ctx context.Context, repo string, digest v1.Hash) error
+}
+
+// RepositorySpec is what `repo create` asks for. Backends that cannot honour a setting say so.
+type RepositorySpec struct {
+	ScanOnPush    bool              `json:"scan_on_push,omitempty"`
+	Encryption    string            `json:"encryption,omitempty"` // AES256 | KMS
+	KMSKey        string            `json:"kms_key,omitempty"`
+	TagMutability string            `json:"tag_mutability,omitempty"` // MUTABLE | IMMUTABLE
+	Tags          map[string]string `json:"tags,omitempty"`
+}
+
+// EnsureStatus is the outcome of EnsureRepository.
+type EnsureStatus string
+
+const (
+	StatusCreated   EnsureStatus = "created"
+	StatusUnchanged EnsureStatus = "unchanged"    // existed with the same settings
+	StatusExists    EnsureStatus = "exists"       // exists; the backend has no settings to compare
+	StatusOnPush    EnsureStatus = "on-first-push" // plain OCI registries create repositories on first push
+)
+
+// EnsureResult reports what EnsureRepository did.
+type EnsureResult struct {
+	Repository string       `json:"repository"`
+	Status     EnsureStatus `json:"status"`
+	Message    string       `json:"message,omitempty"`
+}
+
+// Kind classifies a manifest.
+type Kind string
+
+const (
+	KindImage       Kind = "image"       // a single-platform image (tagged, or a platform of an index)
+	KindIndex       Kind = "index"       // a multi-platform index / manifest list
+	KindSignature   Kind = "signature"   // cosign signature (.sig tag or referrer)
+	KindAttestation Kind = "attestation" // in-toto attestation (.att tag, referrer, buildx attestation)
+	KindSBOM        Kind = "sbom"        // SBOM (.sbom tag or referrer)
+	KindReferrers   Kind = "referrers"   // a sha256-<hex> referrers fallback index
+	KindArtifact    Kind = "artifact"    // another OCI artifact attached to a subject
+)
+
+// Attached reports whether the kind belongs to a subject image rather than being an image itself.
+func (k Kind) Attached() bool {
+	switch k {
+	case KindSignature, KindAttestation, KindSBOM, KindReferrers, KindArtifact:
+		return true
+	}
+	return false
+}
+
+// TimeSource says where PushedAt came from. Plain OCI registries record no push time, so it is
+// derived from the image; the output always says which.
+type TimeSource string
+
+const (
+	SourceUnknown      TimeSource = ""
+	SourceECR          TimeSource = "ecr:imagePushedAt"
+	SourceHarbor       TimeSource = "harbor:push_time"
+	SourceConfig       TimeSource = "config.created"
+	SourceAnnotation   TimeSource = "annotation:org.opencontainers.image.created"
+	SourceNewestChild  TimeSource = "newest-platform"
+	AnnotationCreated             = "org.opencontainers.image.created"
+)
+
+// Image is one manifest in a repository.
+type Image struct {
+	Repository   string          `json:"repository"`
+	Digest       v1.Hash         `json:"digest"`
+	MediaType    types.MediaType `json:"mediaType"`
+	ArtifactType string          `json:"artifactType,omitempty"`
+	Kind         Kind            `json:"kind"`
+	Tags         []string        `json:"tags"`
+	// Size is the manifest plus its config and layers; for an index, plus its children's sizes.
+	Size     int64        `json:"size"`
+	Platform *v1.Platform `json:"platform,omitempty"`
+	// Children are the manifests an index lists; Parents the indexes (found) that list this one.
+	Children []v1.Hash `json:"children,omitempty"`
+	Parents  []v1.Hash `json:"parents,omitempty"`
+	// Subject is the image a signature, attestation, SBOM or other referrer belongs to.
+	Subject *v1.Hash `json:"subject,omitempty"`
+
+	PushedAt       time.Time  `json:"pushedAt,omitzero"`
+	PushedAtSource TimeSource `json:"pushedAtSource,omitempty"`
+	LastPulledAt   time.Time  `json:"lastPulledAt,omitzero"`
+	// ConfigCreated and AnnotationCreated are the two image-recorded times, kept so callers (lifecycle
+	// --age-source) can choose between them.
+	ConfigCreated     time.Time `json:"configCreated,omitzero"`
+	AnnotationCreated time.Time `json:"annotationCreated,omitzero"`
+	// Missing is set for a manifest an index or tag names that the registry could not return.
+	Missing bool `json:"missing,omitempty"`
+}
+
+// MarshalJSON keeps tags as [] rather than null for untagged images: a stable schema for jq.
+func (i Image) MarshalJSON() ([]byte, error) {
+	type plain Image
+	if i.Tags == nil {
+		i.Tags = []string{}
+	}
+	return json.Marshal(plain(i))
+}
+
+// LifecyclePolicies is implemented by backends that store and apply lifecycle policies natively (ECR).
+type LifecyclePolicies interface {
+	GetLifecyclePolicy(ctx context.Context, repo string) (policy string, err error)
+	PutLifecyclePolicy(ctx context.Context, repo, policy string) error
+}
+
+// RepositoryPolicies is implemented by backends with repository access policies (ECR).
+type RepositoryPolicies interface {
+	GetRepositoryPolicy(ctx context.Context, repo string) (policy string, err error)
+	SetRepositoryPolicy(ctx context.Context, repo, policy string) error
+}

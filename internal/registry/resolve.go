@@ -1,0 +1,146 @@
+package registry
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+
+	"github.com/regctl-dev/regctl/internal/config"
+	"github.com/regctl-dev/regctl/internal/exitcode"
+)
+
+// Resolver turns what a user typed into a Registry and a repository path:
+//
+//	local/game-server            a registry named "local" in the config, repository game-server
+//	127.0.0.1:5000/game-server   a host: the configured registry with that host, else an ad hoc OCI registry
+//	game-server                  the default_registry
+type Resolver struct {
+	Config *config.Config
+	Opts   Options
+	opened map[string]Registry
+}
+
+// NewResolver returns a Resolver over cfg.
+func NewResolver(cfg *config.Config, opts Options) *Resolver {
+	if cfg == nil {
+		cfg = &config.Config{}
+	}
+	return &Resolver{Config: cfg, Opts: opts, opened: map[string]Registry{}}
+}
+
+// Registry opens a registry by config name or host.
+func (r *Resolver) Registry(nameOrHost string) (Registry, error) {
+	if reg, ok := r.opened[nameOrHost]; ok {
+		return reg, nil
+	}
+	reg, err := r.open(nameOrHost)
+	if err != nil {
+		return nil, err
+	}
+	r.opened[nameOrHost] = reg
+	return reg, nil
+}
+
+func (r *Resolver) open(nameOrHost string) (Registry, error) {
+	if rc, ok := r.Config.Registries[nameOrHost]; ok {
+		return Open(nameOrHost, rc, r.Opts)
+	}
+	if !looksLikeHost(nameOrHost) {
+		return nil, fmt.Errorf("%q is neither a registry in the config nor a host (host names contain a dot or a port): %w", nameOrHost, exitcode.ErrUsage)
+	}
+	// A host that a configured registry serves gets that registry's credentials and TLS settings.
+	for n, rc := range r.Config.Registries {
+		if h, _ := splitURL(rc.URL); h == nameOrHost && rc.URL != "" {
+			return Open(n, rc, r.Opts)
+		}
+	}
+	if _, err := name.NewRegistry(nameOrHost); err != nil {
+		return nil, fmt.Errorf("%q: %w", nameOrHost, exitcode.ErrUsage)
+	}
+	return Open(nameOrHost, config.Registry{Type: config.TypeOCI, URL: nameOrHost}, r.Opts)
+}
+
+// Default opens the default registry, or explains how to name one.
+func (r *Resolver) Default() (Registry, error) {
+	if r.Config.DefaultRegistry == "" {
+		return nil, fmt.Errorf("no registry given and no default_registry in the config: name one as REGISTRY/REPO or set default_registry: %w", exitcode.ErrUsage)
+	}
+	return r.Registry(r.Config.DefaultRegistry)
+}
+
+// Repository splits "REGISTRY/REPO" (or a bare REPO on the default registry).
+func (r *Resolver) Repository(arg string) (Registry, string, error) {
+	if arg == "" {
+		return nil, "", fmt.Errorf("empty repository: %w", exitcode.ErrUsage)
+	}
+	first, rest, hasSlash := strings.Cut(arg, "/")
+	if _, ok := r.Config.Registries[first]; ok || looksLikeHost(first) {
+		reg, err := r.Registry(first)
+		if err != nil {
+			return nil, "", err
+		}
+		if !hasSlash {
+			return reg, "", nil
+		}
+		return reg, rest, validateRepo(reg, rest)
+	}
+	reg, err := r.Default()
+	if err != nil {
+		return nil, "", fmt.Errorf("%q: %w", arg, err)
+	}
+	return reg, arg, validateRepo(reg, arg)
+}
+
+// Reference parses "REGISTRY/REPO[:TAG|@DIGEST]" into a registry and a go-containerregistry reference.
+// A reference without tag or digest means :latest, as docker does.
+func (r *Resolver) Reference(arg string) (Registry, name.Reference, error) {
+	repoPart, suffix := arg, ""
+	if i := strings.Index(arg, "@"); i >= 0 {
+		repoPart, suffix = arg[:i], arg[i:]
+	} else if i := strings.LastIndex(arg, ":"); i > strings.LastIndex(arg, "/") {
+		repoPart, suffix = arg[:i], arg[i:]
+	}
+	reg, repo, err := r.Repository(repoPart)
+	if err != nil {
+		return nil, nil, err
+	}
+	if repo == "" {
+		return nil, nil, fmt.Errorf("%q names a registry, not an image (want REGISTRY/REPO[:TAG|@DIGEST]): %w", arg, exitcode.ErrUsage)
+	}
+	ref, err := name.ParseReference(reg.Host()+"/"+repo+suffix, nameOpts(reg)...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%q: %v: %w", arg, err, exitcode.ErrUsage)
+	}
+	return reg, ref, nil
+}
+
+func nameOpts(reg Registry) []name.Option {
+	opts := []name.Option{name.StrictValidation}
+	if reg.Insecure() {
+		opts = append(opts, name.Insecure)
+	}
+	return opts
+}
+
+// RepositoryRef returns the go-containerregistry repository for repo on reg.
+func RepositoryRef(reg Registry, repo string) (name.Repository, error) {
+	r, err := name.NewRepository(reg.Host()+"/"+repo, nameOpts(reg)...)
+	if err != nil {
+		return name.Repository{}, fmt.Errorf("repository %q: %v: %w", repo, err, exitcode.ErrUsage)
+	}
+	return r, nil
+}
+
+func validateRepo(reg Registry, repo string) error {
+	_, err := RepositoryRef(reg, repo)
+	return err
+}
+
+func looksLikeHost(s string) bool {
+	return s == "localhost" || strings.ContainsAny(s, ".:")
+}
+
+// staticKeychain must stay a Keychain: compile-time check.
+var _ authn.Keychain = staticKeychain{}
