@@ -150,20 +150,20 @@ colour: true
 
 func TestSemanticChecks(t *testing.T) {
 	cases := map[string]string{
-		"default_registry: x\n":                                          `default_registry: "x" is not defined`,
-		"registries: {a: {type: oci}}\n":                                  "registries.a.url: required for type oci",
-		"registries: {a: {type: ecr, url: x}}\n":                          "registries.a.region: required for type ecr",
-		"registries: {a: {type: ecr, region: r, account: \"12\"}}\n":       "registries.a.account: must be a 12-digit",
+		"default_registry: x\n":                                                                  `default_registry: "x" is not defined`,
+		"registries: {a: {type: oci}}\n":                                                         "registries.a.url: required for type oci",
+		"registries: {a: {type: ecr, url: x}}\n":                                                 "registries.a.region: required for type ecr",
+		"registries: {a: {type: ecr, region: r, account: \"12\"}}\n":                             "registries.a.account: must be a 12-digit",
 		"registries: {a: {type: oci, url: x, password_env: A, password_file: B, username: u}}\n": "set only one of password",
-		"registries: {a: {type: oci, url: x, password_env: A}}\n":         "registries.a.username: required when a password",
-		"registries: {a: {url: x}}\n":                                     "registries.a.type: required",
-		"registries: {a: {type: oci, url: \"ftp://x\"}}\n":                 "only http:// and https://",
-		"scan: {fail_on: {SEVERE: 1}}\n":                                  "scan.fail_on.severe: unknown severity",
-		"scan: {cvss_threshold: 11}\n":                                    "scan.cvss_threshold: must be between 0 and 10",
-		"registries: {a: null}\n":                                         "registries.a: must not be null",
-		"registries: [a, b]\n":                                            "registries: expected a mapping, got a list",
-		"registries: {a: {type: oci, url: x}, a: {type: oci, url: y}}\n":  "duplicate key",
-		"{{{\n":                                                           "not valid YAML",
+		"registries: {a: {type: oci, url: x, password_env: A}}\n":                                "registries.a.username: required when a password",
+		"registries: {a: {url: x}}\n":                                                            "registries.a.type: required",
+		"registries: {a: {type: oci, url: \"ftp://x\"}}\n":                                       "only http:// and https://",
+		"scan: {fail_on: {SEVERE: 1}}\n":                                                         "scan.fail_on.severe: unknown severity",
+		"scan: {cvss_threshold: 11}\n":                                                           "scan.cvss_threshold: must be between 0 and 10",
+		"registries: {a: null}\n":                                                                "registries.a: must not be null",
+		"registries: [a, b]\n":                                                                   "registries: expected a mapping, got a list",
+		"registries: {a: {type: oci, url: x}, a: {type: oci, url: y}}\n":                         "duplicate key",
+		"{{{\n": "not valid YAML",
 	}
 	for body, want := range cases {
 		dir := t.TempDir()

@@ -32,13 +32,13 @@ type node struct {
 	secret bool // redacted by `config view`
 }
 
-func str() *node                   { return &node{kind: kString} }
-func enum(vals ...string) *node    { return &node{kind: kString, enum: vals} }
-func boolean() *node               { return &node{kind: kBool} }
-func integer() *node               { return &node{kind: kInt} }
-func float() *node                 { return &node{kind: kFloat} }
-func listOf(e *node) *node         { return &node{kind: kList, elem: e} }
-func mapOf(e *node) *node          { return &node{kind: kMap, elem: e} }
+func str() *node                      { return &node{kind: kString} }
+func enum(vals ...string) *node       { return &node{kind: kString, enum: vals} }
+func boolean() *node                  { return &node{kind: kBool} }
+func integer() *node                  { return &node{kind: kInt} }
+func float() *node                    { return &node{kind: kFloat} }
+func listOf(e *node) *node            { return &node{kind: kList, elem: e} }
+func mapOf(e *node) *node             { return &node{kind: kMap, elem: e} }
 func object(f map[string]*node) *node { return &node{kind: kObject, fields: f} }
 
 // RegistryTypes are the backends a registry entry may name.

@@ -35,10 +35,10 @@ func TestGroupReferrersAndAttestations(t *testing.T) {
 		h("5"): {Digest: h("5"), MediaType: types.OCIManifestSchema1, Config: &v1.Descriptor{MediaType: types.OCIConfigJSON, Digest: cfgDigest}},
 	}
 	tags := map[string]v1.Hash{
-		"latest":                    h("a"),
-		"sha256-" + h("a").Hex:      h("4"),
-		"sha256-" + h("9").Hex:      h("5"),
-		"v1":                        h("a"),
+		"latest":               h("a"),
+		"sha256-" + h("a").Hex: h("4"),
+		"sha256-" + h("9").Hex: h("5"),
+		"v1":                   h("a"),
 	}
 	images := Group("app", tags, manifests, map[v1.Hash]time.Time{cfgDigest: created})
 	got := map[v1.Hash]Image{}

@@ -2,9 +2,9 @@ package registry_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log"
-	"fmt"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -344,4 +344,3 @@ func TestCredentialsFromPasswordEnvAgainstHtpasswd(t *testing.T) {
 		t.Errorf("unset password env: %v", err)
 	}
 }
-

@@ -18,8 +18,8 @@ import (
 
 // Options are the process-wide settings every opened registry shares. Everything is injected.
 type Options struct {
-	Insecure  bool              // global --insecure: plain HTTP and unverified TLS for every registry
-	UserAgent string            // e.g. regctl/1.2.3
+	Insecure  bool   // global --insecure: plain HTTP and unverified TLS for every registry
+	UserAgent string // e.g. regctl/1.2.3
 	Getenv    func(string) string
 	Transport http.RoundTripper // base transport (tests inject a counting one); default a clone of http.DefaultTransport
 	Logger    *slog.Logger

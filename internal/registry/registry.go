@@ -51,8 +51,8 @@ type EnsureStatus string
 
 const (
 	StatusCreated   EnsureStatus = "created"
-	StatusUnchanged EnsureStatus = "unchanged"    // existed with the same settings
-	StatusExists    EnsureStatus = "exists"       // exists; the backend has no settings to compare
+	StatusUnchanged EnsureStatus = "unchanged"     // existed with the same settings
+	StatusExists    EnsureStatus = "exists"        // exists; the backend has no settings to compare
 	StatusOnPush    EnsureStatus = "on-first-push" // plain OCI registries create repositories on first push
 )
 
@@ -90,13 +90,13 @@ func (k Kind) Attached() bool {
 type TimeSource string
 
 const (
-	SourceUnknown      TimeSource = ""
-	SourceECR          TimeSource = "ecr:imagePushedAt"
-	SourceHarbor       TimeSource = "harbor:push_time"
-	SourceConfig       TimeSource = "config.created"
-	SourceAnnotation   TimeSource = "annotation:org.opencontainers.image.created"
-	SourceNewestChild  TimeSource = "newest-platform"
-	AnnotationCreated             = "org.opencontainers.image.created"
+	SourceUnknown     TimeSource = ""
+	SourceECR         TimeSource = "ecr:imagePushedAt"
+	SourceHarbor      TimeSource = "harbor:push_time"
+	SourceConfig      TimeSource = "config.created"
+	SourceAnnotation  TimeSource = "annotation:org.opencontainers.image.created"
+	SourceNewestChild TimeSource = "newest-platform"
+	AnnotationCreated            = "org.opencontainers.image.created"
 )
 
 // Image is one manifest in a repository.
