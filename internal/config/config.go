@@ -106,10 +106,10 @@ type Sources struct {
 
 // Problem is one thing wrong with the configuration.
 type Problem struct {
-	Source string // file name or "env REGCTL_X"
-	Path   string // dotted key path, e.g. registries.prod.type
-	Line   int    // 0 when not from the file
-	Msg    string
+	Source string `json:"source,omitempty"` // file name or "env REGCTL_X"
+	Path   string `json:"path"`             // dotted key path, e.g. registries.prod.type
+	Line   int    `json:"line,omitempty"`   // 0 when not from the file
+	Msg    string `json:"message"`
 }
 
 func (p Problem) String() string {

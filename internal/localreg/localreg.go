@@ -3,6 +3,7 @@
 package localreg
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -96,12 +97,27 @@ func setLogging(o Options) {
 	if w == nil {
 		w = io.Discard
 	}
-	logrus.SetOutput(w)
 	lvl, err := logrus.ParseLevel(o.LogLevel)
 	if err != nil {
 		lvl = logrus.WarnLevel
 	}
+	if lvl < logrus.InfoLevel {
+		// The library logs every 4xx answer at error level, and clients cause them on purpose (a push
+		// HEADs each blob to see whether to upload it); only show them when asked with -v.
+		w = &dropClientErrors{w: w}
+	}
+	logrus.SetOutput(w)
 	logrus.SetLevel(lvl)
+}
+
+// dropClientErrors filters the library's "response completed with error" lines for 4xx answers.
+type dropClientErrors struct{ w io.Writer }
+
+func (d *dropClientErrors) Write(p []byte) (int, error) {
+	if bytes.Contains(p, []byte("response completed with error")) && bytes.Contains(p, []byte("http.response.status=4")) {
+		return len(p), nil
+	}
+	return d.w.Write(p)
 }
 
 // Serve listens on o.Addr and serves until ctx ends, then shuts down gracefully (in-flight requests

@@ -50,7 +50,7 @@ func Seed(ctx context.Context, repo name.Repository, now time.Time, opts ...remo
 	for _, t := range []struct {
 		tag string
 		age int
-	}{{"staging", 3}, {"dev-3f2a9c1", 1}} {
+	}{{"staging", 3}, {"dev-3f2a9c1", 2}} {
 		img, err := Image(ImageSpec{Seed: t.tag, Created: now.Add(-time.Duration(t.age) * day).Truncate(time.Second)})
 		if err != nil {
 			return nil, err

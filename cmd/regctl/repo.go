@@ -1,0 +1,253 @@
+package main
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/regctl-dev/regctl/internal/exitcode"
+	"github.com/regctl-dev/regctl/internal/registry"
+	"github.com/regctl-dev/regctl/internal/ui"
+)
+
+func newRepoCmd(f *Factory) *cobra.Command {
+	cmd := group(&cobra.Command{
+		Use:   "repo",
+		Short: "List, inspect and create repositories",
+	})
+	cmd.AddCommand(newRepoListCmd(f), newRepoImagesCmd(f), newRepoCreateCmd(f))
+	return cmd
+}
+
+type repoEntry struct {
+	Registry   string `json:"registry"`
+	Repository string `json:"repository"`
+}
+
+func newRepoListCmd(f *Factory) *cobra.Command {
+	return &cobra.Command{
+		Use:   "list [REGISTRY[/PREFIX]]",
+		Short: "List repositories (all catalog pages), optionally those under a prefix",
+		Long: `List repositories of a registry: a name from the config, a host (ad hoc; add --insecure for plain
+HTTP on hosts other than localhost), or the default registry. A path after the registry is a prefix.`,
+		Example: `  regctl repo list                         # the default registry
+  regctl repo list 127.0.0.1:5000
+  regctl repo list local/game-server/      # repositories starting with game-server/
+  regctl repo list prod -o json | jq -r '.[].repository'`,
+		Args: args(cobra.MaximumNArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			res, err := f.Resolver()
+			if err != nil {
+				return err
+			}
+			var reg registry.Registry
+			prefix := ""
+			if len(a) == 0 {
+				reg, err = res.Default()
+			} else {
+				first, rest, _ := strings.Cut(a[0], "/")
+				reg, err = res.Registry(first)
+				prefix = rest
+			}
+			if err != nil {
+				return err
+			}
+			repos, err := reg.Repositories(cmd.Context(), prefix)
+			if err != nil {
+				return err
+			}
+			out := make([]repoEntry, len(repos))
+			for i, r := range repos {
+				out[i] = repoEntry{Registry: reg.Name(), Repository: r}
+			}
+			if len(out) == 0 && f.Format() == ui.FormatTable {
+				f.Notef("no repositories on %s matching %q", reg.Host(), prefix)
+			}
+			return f.Render(out, func() ui.Table {
+				t := ui.Table{Headers: []string{"repository"}}
+				for _, r := range repos {
+					t.Rows = append(t.Rows, []string{r})
+				}
+				return t
+			})
+		},
+	}
+}
+
+func newRepoImagesCmd(f *Factory) *cobra.Command {
+	var all bool
+	cmd := &cobra.Command{
+		Use:   "images REPO",
+		Short: "List a repository's images: digest, tags, size, push time and its source, kind",
+		Long: `List one entry per manifest digest: its tags, kind (image, index, signature, attestation, sbom,
+referrers, artifact), size, and push time with where that time came from. Plain OCI registries record
+no push time, so it is the image config's "created" (or the org.opencontainers.image.created
+annotation; for an index, its newest platform). Platform manifests of an index and signatures are
+shown under the image they belong to; --all lists them as rows of their own in the table.
+
+Plain OCI registries cannot list manifests that no tag reaches; those are not shown.`,
+		Example: `  regctl repo images 127.0.0.1:5000/game-server
+  regctl repo images local/game-server -o json | jq '.[] | select(.kind=="index") | .children'`,
+		Args: args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			res, err := f.Resolver()
+			if err != nil {
+				return err
+			}
+			reg, repo, err := res.Repository(a[0])
+			if err != nil {
+				return err
+			}
+			if repo == "" {
+				return usageError(fmt.Errorf("%q names a registry; give REGISTRY/REPO", a[0]))
+			}
+			images, err := reg.Images(cmd.Context(), repo)
+			if err != nil {
+				return err
+			}
+			if len(images) == 0 {
+				return exitcode.With(exitcode.NotFound, fmt.Errorf("%s/%s has no tagged images", reg.Host(), repo))
+			}
+			return f.Render(images, func() ui.Table { return imagesTable(images, all) })
+		},
+	}
+	cmd.Flags().BoolVar(&all, "all", false, "table: also show platform manifests and attached artifacts as rows")
+	return cmd
+}
+
+func imagesTable(images []registry.Image, all bool) ui.Table {
+	t := ui.Table{Headers: []string{"digest", "tags", "kind", "size", "pushed at", "time source"}}
+	attached := map[string][]string{} // subject digest -> "signature", ...
+	for _, img := range images {
+		if img.Subject != nil {
+			attached[img.Subject.String()] = append(attached[img.Subject.String()], string(img.Kind))
+		}
+	}
+	for _, img := range images {
+		isChild := len(img.Parents) > 0 && len(img.Tags) == 0
+		if !all && (img.Kind.Attached() || isChild) {
+			continue
+		}
+		kind := string(img.Kind)
+		switch {
+		case img.Kind == registry.KindIndex:
+			kind = fmt.Sprintf("index (%d platforms)", len(img.Children))
+		case img.Platform != nil:
+			kind += " " + img.Platform.String()
+		case img.Subject != nil:
+			kind += " of " + shortDigest(img.Subject.String())
+		}
+		if extra := attached[img.Digest.String()]; len(extra) > 0 {
+			sort.Strings(extra)
+			kind += ", signed: " + strings.Join(extra, "+")
+			kind = strings.Replace(kind, "signed: signature", "signed", 1)
+		}
+		pushed, source := "-", "none (kept by lifecycle)"
+		if !img.PushedAt.IsZero() {
+			pushed, source = img.PushedAt.UTC().Format("2006-01-02 15:04:05Z"), string(img.PushedAtSource)
+		}
+		tags := strings.Join(img.Tags, ", ")
+		if tags == "" {
+			tags = "<untagged>"
+		}
+		t.Rows = append(t.Rows, []string{shortDigest(img.Digest.String()), tags, kind, humanSize(img.Size), pushed, source})
+	}
+	return t
+}
+
+func shortDigest(d string) string {
+	if i := strings.Index(d, ":"); i >= 0 && len(d) > i+13 {
+		return d[:i+13]
+	}
+	return d
+}
+
+func humanSize(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+func newRepoCreateCmd(f *Factory) *cobra.Command {
+	var spec registry.RepositorySpec
+	var tags []string
+	cmd := &cobra.Command{
+		Use:   "create NAME...",
+		Short: "Create repositories (idempotent); on plain OCI registries validate names",
+		Long: `Create repositories with the given settings. Re-running with the same settings reports them
+unchanged. Plain OCI registries create a repository on its first push: there the command checks the
+name, reports whether the repository exists, and says that settings cannot be applied.`,
+		Example: `  regctl repo create prod/game-server prod/game-server/prometheus --scan-on-push --encryption AES256
+  regctl repo create local/game-server`,
+		Args: args(cobra.MinimumNArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			spec.Tags = map[string]string{}
+			for _, kv := range tags {
+				k, v, ok := strings.Cut(kv, "=")
+				if !ok || k == "" {
+					return usageError(fmt.Errorf("--tag %q: want key=value", kv))
+				}
+				spec.Tags[k] = v
+			}
+			if len(spec.Tags) == 0 {
+				spec.Tags = nil
+			}
+			switch spec.Encryption {
+			case "", "AES256", "KMS":
+			default:
+				return usageError(fmt.Errorf("--encryption %q: must be AES256 or KMS", spec.Encryption))
+			}
+			if spec.KMSKey != "" && spec.Encryption != "KMS" {
+				return usageError(fmt.Errorf("--kms-key needs --encryption KMS"))
+			}
+			switch spec.TagMutability {
+			case "", "MUTABLE", "IMMUTABLE":
+			default:
+				return usageError(fmt.Errorf("--tag-mutability %q: must be MUTABLE or IMMUTABLE", spec.TagMutability))
+			}
+			res, err := f.Resolver()
+			if err != nil {
+				return err
+			}
+			var results []registry.EnsureResult
+			for _, arg := range a {
+				reg, repo, err := res.Repository(arg)
+				if err != nil {
+					return err
+				}
+				if repo == "" {
+					return usageError(fmt.Errorf("%q names a registry; give REGISTRY/REPO", arg))
+				}
+				r, err := reg.EnsureRepository(cmd.Context(), repo, spec)
+				if err != nil {
+					return err
+				}
+				r.Repository = reg.Host() + "/" + repo
+				results = append(results, r)
+			}
+			return f.Render(results, func() ui.Table {
+				t := ui.Table{Headers: []string{"repository", "status", "message"}}
+				for _, r := range results {
+					t.Rows = append(t.Rows, []string{r.Repository, string(r.Status), r.Message})
+				}
+				return t
+			})
+		},
+	}
+	fl := cmd.Flags()
+	fl.BoolVar(&spec.ScanOnPush, "scan-on-push", false, "scan images when pushed (ECR)")
+	fl.StringVar(&spec.Encryption, "encryption", "", "AES256 or KMS (ECR; fixed at creation)")
+	fl.StringVar(&spec.KMSKey, "kms-key", "", "KMS key ARN or alias for --encryption KMS")
+	fl.StringVar(&spec.TagMutability, "tag-mutability", "", "MUTABLE or IMMUTABLE (ECR)")
+	fl.StringArrayVar(&tags, "tag", nil, "resource tag key=value (repeatable)")
+	return cmd
+}

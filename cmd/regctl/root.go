@@ -1,0 +1,225 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/regctl-dev/regctl/internal/config"
+	"github.com/regctl-dev/regctl/internal/exitcode"
+	"github.com/regctl-dev/regctl/internal/registry"
+	"github.com/regctl-dev/regctl/internal/ui"
+)
+
+// Set by the linker: -X main.version=... -X main.commit=... -X main.date=...
+var (
+	version = "dev"
+	commit  = "none"
+	date    = "unknown"
+)
+
+// Factory carries what commands depend on; tests build one with buffers, a fixed clock and their own
+// environment. Nothing in it is global.
+type Factory struct {
+	IO        *ui.IOStreams
+	Environ   []string
+	Now       func() time.Time
+	WorkDir   string
+	Transport http.RoundTripper // nil: the default transport
+
+	flags  globalFlags
+	cfg    *config.Config
+	logger *slog.Logger
+}
+
+type globalFlags struct {
+	configFile string
+	output     string
+	logFormat  string
+	noColor    bool
+	verbose    int
+	insecure   bool
+	registry   string
+}
+
+// Getenv looks a variable up in the injected environment.
+func (f *Factory) Getenv(key string) string {
+	for i := len(f.Environ) - 1; i >= 0; i-- {
+		if k, v, ok := strings.Cut(f.Environ[i], "="); ok && k == key {
+			return v
+		}
+	}
+	return ""
+}
+
+// Config loads the configuration once.
+func (f *Factory) Config() (*config.Config, error) {
+	if f.cfg != nil {
+		return f.cfg, nil
+	}
+	overrides := map[string]any{}
+	if f.flags.registry != "" {
+		overrides["default_registry"] = f.flags.registry
+	}
+	cfg, err := config.Load(config.Sources{
+		File:       f.flags.configFile,
+		WorkDir:    f.WorkDir,
+		ConfigHome: config.UserConfigHome(f.Getenv),
+		Environ:    f.Environ,
+		Overrides:  overrides,
+	})
+	if err != nil {
+		return nil, err
+	}
+	f.cfg = cfg
+	return cfg, nil
+}
+
+// Resolver opens registries named on the command line.
+func (f *Factory) Resolver() (*registry.Resolver, error) {
+	cfg, err := f.Config()
+	if err != nil {
+		return nil, err
+	}
+	return registry.NewResolver(cfg, registry.Options{
+		Insecure:  f.flags.insecure,
+		UserAgent: "regctl/" + version,
+		Getenv:    f.Getenv,
+		Transport: f.Transport,
+		Logger:    f.Logger(),
+	}), nil
+}
+
+// Logger is the slog logger for --log-format and -v.
+func (f *Factory) Logger() *slog.Logger {
+	if f.logger == nil {
+		f.logger = slog.New(slog.DiscardHandler)
+	}
+	return f.logger
+}
+
+// Format is the -o format.
+func (f *Factory) Format() ui.Format {
+	fm, err := ui.ParseFormat(f.flags.output)
+	if err != nil {
+		return ui.FormatTable
+	}
+	return fm
+}
+
+// Render prints a result in the -o format.
+func (f *Factory) Render(v any, table func() ui.Table) error {
+	return ui.Render(f.IO, f.Format(), v, table)
+}
+
+// Errorf prints a note for humans on stderr (never stdout, which carries results).
+func (f *Factory) Notef(format string, args ...any) {
+	fmt.Fprintf(f.IO.ErrOut, format+"\n", args...)
+}
+
+func newRootCmd(f *Factory) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "regctl",
+		Short: "Manage private container registries: repositories, lifecycle, scans, signatures, backups",
+		Long: `regctl manages private container registries from one config file: AWS ECR, Harbor and any
+OCI registry (distribution, zot, Docker Hub, GHCR, GAR).
+
+Results go to stdout (-o table|json|yaml); logs and progress to stderr.
+Configuration: --config, else ./regctl.yaml, else $XDG_CONFIG_HOME/regctl/config.yaml;
+REGCTL_* environment variables override the file, flags override both.`,
+		Example: `  regctl registry serve --root /tmp/reg &        # an embedded registry on 127.0.0.1:5000
+  regctl registry seed 127.0.0.1:5000/game-server
+  regctl repo list 127.0.0.1:5000
+  regctl repo images 127.0.0.1:5000/game-server -o json | jq '.[].tags'`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			if _, err := ui.ParseFormat(f.flags.output); err != nil {
+				return usageError(err)
+			}
+			logger, err := ui.NewLogger(f.IO.ErrOut, f.flags.logFormat, f.flags.verbose)
+			if err != nil {
+				return usageError(err)
+			}
+			f.logger = logger
+			if f.flags.noColor || f.Getenv("NO_COLOR") != "" {
+				f.IO.NoColor = true
+			}
+			return nil
+		},
+	}
+	pf := root.PersistentFlags()
+	pf.StringVar(&f.flags.configFile, "config", "", "config file (default ./regctl.yaml, then $XDG_CONFIG_HOME/regctl/config.yaml)")
+	pf.StringVarP(&f.flags.output, "output", "o", "table", "output format: table, json or yaml")
+	pf.StringVar(&f.flags.logFormat, "log-format", "text", "log format on stderr: text or json")
+	pf.BoolVar(&f.flags.noColor, "no-color", false, "disable colour (also NO_COLOR)")
+	pf.CountVarP(&f.flags.verbose, "verbose", "v", "more logs on stderr (-v info, -vv debug)")
+	pf.BoolVar(&f.flags.insecure, "insecure", false, "allow plain HTTP and unverified TLS for every registry")
+	pf.StringVarP(&f.flags.registry, "registry", "r", "", "registry for bare repository names (overrides default_registry)")
+
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError(err) })
+	root.AddCommand(newVersionCmd(f), newConfigCmd(f), newRepoCmd(f), newRegistryCmd(f))
+	root.AddCommand(helpTopics()...)
+	return root
+}
+
+func usageError(err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%w: %w", err, exitcode.ErrUsage)
+}
+
+// args wraps a cobra argument validator so that a wrong number of arguments exits 2.
+func args(v cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, a []string) error { return usageError(v(cmd, a)) }
+}
+
+// run executes the CLI and returns the exit code; main is its only caller outside tests.
+func run(ctx context.Context, argv []string, io *ui.IOStreams, environ []string) int {
+	wd, _ := os.Getwd()
+	f := &Factory{IO: io, Environ: environ, Now: time.Now, WorkDir: wd}
+	return execute(ctx, f, argv)
+}
+
+func execute(ctx context.Context, f *Factory, argv []string) int {
+	root := newRootCmd(f)
+	root.SetArgs(argv)
+	root.SetIn(f.IO.In)
+	root.SetOut(f.IO.Out)
+	root.SetErr(f.IO.ErrOut)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return exitcode.OK
+	}
+	msg := strings.TrimSuffix(err.Error(), ": "+exitcode.ErrUsage.Error())
+	if errors.Is(err, context.Canceled) {
+		msg = "interrupted"
+	}
+	fmt.Fprintf(f.IO.ErrOut, "regctl: %s\n", msg)
+	if strings.HasPrefix(msg, "unknown command") || strings.HasPrefix(msg, "unknown flag") || strings.HasPrefix(msg, "unknown shorthand flag") {
+		fmt.Fprintln(f.IO.ErrOut, "Run 'regctl --help' for usage.")
+		return exitcode.Usage
+	}
+	return exitcode.Of(err)
+}
+
+// group makes a command that only holds subcommands reject an unknown subcommand (exit 2) instead
+// of printing help and exiting 0.
+func group(cmd *cobra.Command) *cobra.Command {
+	cmd.Args = func(c *cobra.Command, a []string) error {
+		if len(a) > 0 {
+			return usageError(fmt.Errorf("unknown command %q for %q", a[0], c.CommandPath()))
+		}
+		return nil
+	}
+	cmd.RunE = func(c *cobra.Command, _ []string) error { return c.Help() }
+	return cmd
+}
