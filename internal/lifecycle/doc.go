@@ -1,7 +1,8 @@
 // Package lifecycle parses, validates and evaluates Amazon ECR lifecycle
-// policies (spec/ecr-harbor-spec.md, part A). It uses only the standard
-// library and knows nothing about registries: the caller maps its images onto
-// Image and acts on the returned Decisions.
+// policies (spec/ecr-harbor-spec.md, part A), and plans and applies them on
+// any registry. Parse, Validate and Evaluate are pure and know nothing about
+// registries; BuildPlan maps a repository's registry.Images onto Image, adds
+// the graph rules (indexes, platforms, referrers), and Apply deletes.
 //
 // # Parsing and validation
 //

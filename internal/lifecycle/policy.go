@@ -98,8 +98,8 @@ const maxParseBytes = 1 << 20
 // "rules[1].selection.countUnit". Rule indexes are 0-based positions in the
 // rules array, not rulePriority values. "(root)" is the document itself.
 type FieldError struct {
-	Path string
-	Msg  string
+	Path string `json:"path"`
+	Msg  string `json:"message"`
 }
 
 func (e FieldError) Error() string { return e.Path + ": " + e.Msg }
