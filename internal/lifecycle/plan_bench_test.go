@@ -82,4 +82,3 @@ func BenchmarkPreview2000Tags(b *testing.B) {
 	b.ReportMetric(float64(heads)/float64(b.N), "tag-HEADs/op")
 	b.ReportMetric(float64(listCalls)/float64(b.N), "tag-list-pages/op")
 }
-
