@@ -1,0 +1,2 @@
+// Package release holds checks of the release configuration.
+package release
