@@ -237,6 +237,7 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{"repo", "create", "127.0.0.1:1/Bad_Name"},
 		{"repo", "create", "127.0.0.1:1/app", "--encryption", "DES"},
 		{"registry", "gc"},
+		{"registry", "serve", "--root", c.workDir, "--tls-cert", "cert.pem"},
 	} {
 		_, errOut, code := c.run(argv...)
 		if code != exitcode.Usage {
@@ -251,6 +252,14 @@ func TestUsageErrorsExit2(t *testing.T) {
 	}
 	if out := c.ok("help", "environment"); !strings.Contains(out, "REGCTL_DEFAULT_REGISTRY") {
 		t.Errorf("help environment:\n%s", out)
+	}
+}
+
+func TestRegistryGCOnAMissingRootExits5(t *testing.T) {
+	c := newCLI(t)
+	_, errOut, code := c.run("registry", "gc", "--root", filepath.Join(c.workDir, "nothing-here"))
+	if code != exitcode.NotFound || !strings.Contains(errOut, "no registry storage here") {
+		t.Errorf("exit %d: %s", code, errOut)
 	}
 }
 

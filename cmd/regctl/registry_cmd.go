@@ -64,18 +64,19 @@ func newRegistryGCCmd(f *Factory) *cobra.Command {
 		Use:   "gc",
 		Short: "Reclaim space: remove blobs no manifest references (registry must be stopped)",
 		Long: `Run the distribution library's mark-and-sweep garbage collector over a registry's storage
-directory. Deleting images (lifecycle apply, repo delete) only unlinks manifests; gc removes the blobs
-nothing references any more. Like 'registry garbage-collect' it is offline: stop the registry first.
+directory. Deleting images (lifecycle apply) only unlinks manifests; gc removes the blobs nothing
+references any more. Like 'registry garbage-collect' it is offline: stop the registry first (regctl
+cannot tell whether another process serves the directory).
 
-Untagged manifests are left alone: the library's delete-untagged mode also removes the platform
-manifests of multi-arch images. Remove untagged images with a lifecycle policy instead.`,
+Manifests are never removed by gc: the library's delete-untagged mode would also remove the untagged
+platform manifests of multi-arch images. Delete images with 'regctl lifecycle apply', then run gc.`,
 		Example: "  regctl registry gc --root /var/lib/regctl/registry --dry-run\n  regctl registry gc --root /var/lib/regctl/registry",
 		Args:    args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if root == "" {
 				return usageError(errors.New("--root is required"))
 			}
-			res, err := localreg.GC(cmd.Context(), root, dryRun)
+			res, err := localreg.GC(cmd.Context(), root, dryRun, f.IO.ErrOut, map[bool]string{true: "info", false: "warn"}[f.flags.verbose > 0])
 			if err != nil {
 				return err
 			}
@@ -101,7 +102,8 @@ func newRegistrySeedCmd(f *Factory) *cobra.Command {
 		Short: "Push a small set of sample images (for demos and trying policies)",
 		Long: `Push a deterministic sample set into a repository: release tags v1.0.0-v1.0.2 built 30, 20 and 10
 days ago, staging (3 days), dev-3f2a9c1 (2 days), a two-platform index tagged latest with a
-cosign-style signature tag, and one untagged image pushed by digest. Re-running pushes nothing new.`,
+cosign-style signature tag, and one untagged image pushed by digest. Ages count from the start of
+today (UTC), so re-running on the same day pushes nothing new.`,
 		Example: "  regctl registry seed 127.0.0.1:5000/game-server",
 		Args:    args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {

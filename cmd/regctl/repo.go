@@ -63,7 +63,11 @@ HTTP on hosts other than localhost), or the default registry. A path after the r
 				out[i] = repoEntry{Registry: reg.Name(), Repository: r}
 			}
 			if len(out) == 0 && f.Format() == ui.FormatTable {
-				f.Notef("no repositories on %s matching %q", reg.Host(), prefix)
+				if prefix == "" {
+					f.Notef("no repositories on %s", reg.Host())
+				} else {
+					f.Notef("no repositories on %s start with %q", reg.Host(), prefix)
+				}
 			}
 			return f.Render(out, func() ui.Table {
 				t := ui.Table{Headers: []string{"repository"}}
@@ -140,11 +144,12 @@ func imagesTable(images []registry.Image, all bool) ui.Table {
 			kind += " of " + shortDigest(img.Subject.String())
 		}
 		if extra := attached[img.Digest.String()]; len(extra) > 0 {
-			sort.Strings(extra)
-			kind += ", signed: " + strings.Join(extra, "+")
-			kind = strings.Replace(kind, "signed: signature", "signed", 1)
+			kind += ", " + attachedLabel(extra)
 		}
-		pushed, source := "-", "none (kept by lifecycle)"
+		pushed, source := "-", "unknown (lifecycle keeps it)"
+		if img.Kind.Attached() {
+			source = "-" // goes with its subject
+		}
 		if !img.PushedAt.IsZero() {
 			pushed, source = img.PushedAt.UTC().Format("2006-01-02 15:04:05Z"), string(img.PushedAtSource)
 		}
@@ -155,6 +160,25 @@ func imagesTable(images []registry.Image, all bool) ui.Table {
 		t.Rows = append(t.Rows, []string{shortDigest(img.Digest.String()), tags, kind, humanSize(img.Size), pushed, source})
 	}
 	return t
+}
+
+// attachedLabel says what is attached to an image: "signed", "signed +sbom", "+attestation".
+func attachedLabel(kinds []string) string {
+	sort.Strings(kinds)
+	var parts []string
+	seen := map[string]bool{}
+	for _, k := range kinds {
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		if k == string(registry.KindSignature) {
+			parts = append([]string{"signed"}, parts...)
+		} else {
+			parts = append(parts, "+"+k)
+		}
+	}
+	return strings.Join(parts, " ")
 }
 
 func shortDigest(d string) string {
@@ -183,9 +207,9 @@ func newRepoCreateCmd(f *Factory) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "create NAME...",
 		Short: "Create repositories (idempotent); on plain OCI registries validate names",
-		Long: `Create repositories with the given settings. Re-running with the same settings reports them
-unchanged. Plain OCI registries create a repository on its first push: there the command checks the
-name, reports whether the repository exists, and says that settings cannot be applied.`,
+		Long: `Create repositories with the given settings; re-running is safe. Plain OCI registries create a
+repository on its first push: there the command checks the name, reports whether the repository
+exists ("exists") or not yet ("on-first-push"), and says that settings cannot be applied.`,
 		Example: `  regctl repo create prod/game-server prod/game-server/prometheus --scan-on-push --encryption AES256
   regctl repo create local/game-server`,
 		Args: args(cobra.MinimumNArgs(1)),
@@ -218,7 +242,11 @@ name, reports whether the repository exists, and says that settings cannot be ap
 			if err != nil {
 				return err
 			}
-			var results []registry.EnsureResult
+			type created struct {
+				Registry string `json:"registry"`
+				registry.EnsureResult
+			}
+			var results []created
 			for _, arg := range a {
 				reg, repo, err := res.Repository(arg)
 				if err != nil {
@@ -231,13 +259,12 @@ name, reports whether the repository exists, and says that settings cannot be ap
 				if err != nil {
 					return err
 				}
-				r.Repository = reg.Host() + "/" + repo
-				results = append(results, r)
+				results = append(results, created{Registry: reg.Name(), EnsureResult: r})
 			}
 			return f.Render(results, func() ui.Table {
 				t := ui.Table{Headers: []string{"repository", "status", "message"}}
 				for _, r := range results {
-					t.Rows = append(t.Rows, []string{r.Repository, string(r.Status), r.Message})
+					t.Rows = append(t.Rows, []string{r.Registry + "/" + r.Repository, string(r.Status), r.Message})
 				}
 				return t
 			})

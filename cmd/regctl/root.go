@@ -51,12 +51,18 @@ type globalFlags struct {
 
 // Getenv looks a variable up in the injected environment.
 func (f *Factory) Getenv(key string) string {
+	v, _ := f.LookupEnv(key)
+	return v
+}
+
+// LookupEnv is os.LookupEnv over the injected environment (the last definition wins).
+func (f *Factory) LookupEnv(key string) (string, bool) {
 	for i := len(f.Environ) - 1; i >= 0; i-- {
 		if k, v, ok := strings.Cut(f.Environ[i], "="); ok && k == key {
-			return v
+			return v, true
 		}
 	}
-	return ""
+	return "", false
 }
 
 // Config loads the configuration once.
@@ -165,7 +171,7 @@ REGCTL_* environment variables override the file, flags override both.`,
 	pf.StringVarP(&f.flags.registry, "registry", "r", "", "registry for bare repository names (overrides default_registry)")
 
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError(err) })
-	root.AddCommand(newVersionCmd(f), newConfigCmd(f), newRepoCmd(f), newLifecycleCmd(f), newRegistryCmd(f))
+	root.AddCommand(newVersionCmd(f), newConfigCmd(f), newRepoCmd(f), newLifecycleCmd(f), newSignCmd(f), newVerifyCmd(f), newRegistryCmd(f))
 	root.AddCommand(helpTopics()...)
 	return root
 }

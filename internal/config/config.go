@@ -5,7 +5,6 @@ package config
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -143,7 +142,7 @@ func (e *ValidationError) Unwrap() error { return exitcode.ErrUsage }
 func FindFile(src Sources) (string, error) {
 	if src.File != "" {
 		if _, err := os.Stat(src.File); err != nil {
-			return "", fmt.Errorf("--config %s: %w", src.File, errors.Join(exitcode.ErrNotFound, err))
+			return "", exitcode.With(exitcode.NotFound, fmt.Errorf("--config: %w", err))
 		}
 		return src.File, nil
 	}
@@ -178,10 +177,13 @@ func Load(src Sources) (*Config, error) {
 	return load(file, raw, src)
 }
 
+// registryName is what a registry's config key may be: viper folds case and splits keys at dots, so
+// upper case and dots are refused rather than silently changed.
 var registryName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
 
 func load(file string, raw []byte, src Sources) (*Config, error) {
 	var problems []Problem
+	lines := map[string]int{}
 	v := viper.New()
 	v.SetConfigType("yaml")
 	if len(bytes.TrimSpace(raw)) > 0 {
@@ -191,7 +193,7 @@ func load(file string, raw []byte, src Sources) (*Config, error) {
 		}
 		if len(doc.Content) > 0 {
 			var ps []Problem
-			checkNode(doc.Content[0], schema, "", &ps)
+			checkNode(doc.Content[0], schema, "", &ps, lines)
 			for i := range ps {
 				ps[i].Source = file
 				if ps[i].Path == "" {
@@ -214,6 +216,13 @@ func load(file string, raw []byte, src Sources) (*Config, error) {
 	var keys []string
 	scalarKeys(schema, "", &keys)
 	keys = append(keys, v.AllKeys()...)
+	// Every key of a registry the file defines can be set from the environment, not only the keys the
+	// file happens to set.
+	for name := range v.GetStringMap("registries") {
+		for field := range schema.fields["registries"].elem.fields {
+			keys = append(keys, "registries."+name+"."+field)
+		}
+	}
 	for _, k := range keys {
 		known["REGCTL_"+strings.ToUpper(strings.NewReplacer(".", "_", "-", "_").Replace(k))] = k
 	}
@@ -223,10 +232,21 @@ func load(file string, raw []byte, src Sources) (*Config, error) {
 		if !ok || !strings.HasPrefix(name, "REGCTL_") {
 			continue
 		}
-		if key, ok := known[name]; ok {
-			v.Set(key, envValue(key, val))
-			envKeys[key] = name
+		key, ok := known[name]
+		if !ok {
+			continue
 		}
+		if s := lookup(key); s != nil {
+			if msg := checkEnvValue(s, val); msg != "" {
+				problems = append(problems, Problem{Source: "env " + name, Path: key, Msg: msg})
+				continue
+			}
+		}
+		v.Set(key, envValue(key, val))
+		envKeys[key] = name
+	}
+	if len(problems) > 0 {
+		return nil, &ValidationError{problems}
 	}
 	for k, val := range src.Overrides {
 		v.Set(k, val)
@@ -237,16 +257,40 @@ func load(file string, raw []byte, src Sources) (*Config, error) {
 		return nil, &ValidationError{[]Problem{{Source: "merged config", Path: "(decode)", Msg: err.Error()}}}
 	}
 	cfg.File = file
+	cfg.normalise()
 	problems = append(problems, cfg.check()...)
 	for i := range problems {
-		if name, ok := envKeys[problems[i].Path]; ok && problems[i].Source == "" {
-			problems[i].Source = "env " + name
+		p := &problems[i]
+		if name, ok := envKeys[p.Path]; ok {
+			p.Source = "env " + name
+		} else if line, ok := lines[p.Path]; ok && file != "" {
+			p.Source, p.Line = file, line
+		} else if line, ok := lines[parentPath(p.Path)]; ok && file != "" {
+			p.Source, p.Line = file, line // a required key is missing: point at its parent
 		}
 	}
 	if len(problems) > 0 {
 		return nil, &ValidationError{problems}
 	}
 	return cfg, nil
+}
+
+// normalise folds values viper lower-cases back: severities are upper-case.
+func (c *Config) normalise() {
+	if len(c.Scan.FailOn) > 0 {
+		up := make(map[string]int, len(c.Scan.FailOn))
+		for k, n := range c.Scan.FailOn {
+			up[strings.ToUpper(k)] = n
+		}
+		c.Scan.FailOn = up
+	}
+}
+
+func parentPath(p string) string {
+	if i := strings.LastIndexByte(p, '.'); i >= 0 {
+		return p[:i]
+	}
+	return ""
 }
 
 // envValue splits comma-separated environment values for list keys.
@@ -272,9 +316,6 @@ func (c *Config) check() []Problem {
 	for _, name := range names {
 		r := c.Registries[name]
 		p := "registries." + name
-		if !registryName.MatchString(name) {
-			add(p, "registry names use lower-case letters, digits, - and _")
-		}
 		switch r.Type {
 		case "":
 			add(p+".type", "required: one of %s", strings.Join(RegistryTypes, ", "))
@@ -314,7 +355,7 @@ func (c *Config) check() []Problem {
 		}
 	}
 	for sev, n := range c.Scan.FailOn {
-		if !contains(severities, strings.ToUpper(sev)) {
+		if !contains(severities, sev) {
 			add("scan.fail_on."+sev, "unknown severity; use %s", strings.Join(severities, ", "))
 		}
 		if n < 0 {

@@ -158,7 +158,10 @@ func TestSemanticChecks(t *testing.T) {
 		"registries: {a: {type: oci, url: x, password_env: A}}\n":                                "registries.a.username: required when a password",
 		"registries: {a: {url: x}}\n":                                                            "registries.a.type: required",
 		"registries: {a: {type: oci, url: \"ftp://x\"}}\n":                                       "only http:// and https://",
-		"scan: {fail_on: {SEVERE: 1}}\n":                                                         "scan.fail_on.severe: unknown severity",
+		"scan: {fail_on: {SEVERE: 1}}\n":                                                         "c.yaml:1: scan.fail_on.SEVERE: unknown severity",
+		"registries:\n  Prod: {type: oci, url: x}\n":                                             "c.yaml:2: registries.Prod: names use lower-case",
+		"registries:\n  my.reg: {type: oci, url: x}\n":                                           "c.yaml:2: registries.my.reg: names use lower-case",
+		"registries:\n  a:\n    type: oci\n":                                                     "c.yaml:2: registries.a.url: required for type oci",
 		"scan: {cvss_threshold: 11}\n":                                                           "scan.cvss_threshold: must be between 0 and 10",
 		"registries: {a: null}\n":                                                                "registries.a: must not be null",
 		"registries: [a, b]\n":                                                                   "registries: expected a mapping, got a list",
@@ -219,5 +222,31 @@ build: {platforms: [linux/amd64], builder: buildah, tag_rules: [{branch: main, t
 	}
 	if cfg.Backup.Jobs != 3 || cfg.Build.TagRules[0].Tags[0] != "latest" || cfg.Scan.CVSSThreshold != 7.0 || cfg.Registries["c"].PasswordFile != "f" {
 		t.Fatalf("values not decoded: %+v", cfg)
+	}
+}
+
+func TestEnvironmentValuesAreCheckedLikeTheFile(t *testing.T) {
+	dir := t.TempDir()
+	file := writeFile(t, dir, "regctl.yaml", base)
+	_, err := Load(Sources{File: file, Environ: []string{"REGCTL_SCAN_SEVERITIES=CRITICAL,BOGUS", "REGCTL_REGISTRIES_LOCAL_INSECURE=maybe", "REGCTL_BUILD_BUILDER=docker"}})
+	for _, want := range []string{
+		`env REGCTL_SCAN_SEVERITIES: scan.severities: "BOGUS" is not one of`,
+		`env REGCTL_REGISTRIES_LOCAL_INSECURE: registries.local.insecure: expected true or false, got "maybe"`,
+		`env REGCTL_BUILD_BUILDER: build.builder: "docker" is not one of auto, buildx, buildah`,
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("want %q in %v", want, err)
+		}
+	}
+	// A key the file does not set, on a registry the file defines, can still come from the environment.
+	cfg, err := Load(Sources{File: file, Environ: []string{"REGCTL_REGISTRIES_LOCAL_USERNAME=ci", "REGCTL_REGISTRIES_LOCAL_PASSWORD_ENV=TOKEN"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := cfg.Registries["local"]; r.Username != "ci" || r.PasswordEnv != "TOKEN" {
+		t.Errorf("env-only registry keys: %+v", r)
+	}
+	if cfg.Scan.FailOn["CRITICAL"] != 0 || cfg.Scan.FailOn["HIGH"] != 5 {
+		t.Errorf("fail_on keys must stay upper-case: %v", cfg.Scan.FailOn)
 	}
 }

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -30,6 +31,8 @@ type node struct {
 	fields map[string]*node
 	enum   []string
 	secret bool // redacted by `config view`
+	// keys, for a free-form map, is the pattern its keys must match (registry names).
+	keys *regexp.Regexp
 }
 
 func str() *node                      { return &node{kind: kString} }
@@ -46,10 +49,10 @@ var RegistryTypes = []string{TypeOCI, TypeECR, TypeHarbor}
 
 var severities = []string{"UNKNOWN", "LOW", "MEDIUM", "HIGH", "CRITICAL"}
 
-// schema mirrors Config. A key added to Config must be added here too (TestSchemaMatchesStruct checks).
+// schema mirrors Config. A key added to Config must be added here too (TestSchemaCoversStructKeys checks).
 var schema = object(map[string]*node{
 	"default_registry": str(),
-	"registries": mapOf(object(map[string]*node{
+	"registries": {kind: kMap, keys: registryName, elem: object(map[string]*node{
 		"type":          enum(RegistryTypes...),
 		"url":           str(),
 		"insecure":      boolean(),
@@ -62,7 +65,7 @@ var schema = object(map[string]*node{
 		"account":       str(),
 		"profile":       str(),
 		"endpoint":      str(),
-	})),
+	})},
 	"scan": object(map[string]*node{
 		"severities":     listOf(enum(severities...)),
 		"fail_on":        mapOf(integer()),
@@ -92,8 +95,12 @@ var schema = object(map[string]*node{
 	}),
 })
 
-// checkNode walks a YAML node against the schema and appends a Problem for every mismatch.
-func checkNode(n *yaml.Node, s *node, path string, out *[]Problem) {
+// checkNode walks a YAML node against the schema and appends a Problem for every mismatch. lines
+// records the line of every key path it visits, so later checks can point into the file too.
+func checkNode(n *yaml.Node, s *node, path string, out *[]Problem, lines map[string]int) {
+	if _, ok := lines[path]; !ok {
+		lines[path] = n.Line
+	}
 	if n.Kind == yaml.AliasNode {
 		n = n.Alias
 	}
@@ -115,6 +122,7 @@ func checkNode(n *yaml.Node, s *node, path string, out *[]Problem) {
 			k, v := n.Content[i], n.Content[i+1]
 			key := k.Value
 			child := join(path, key)
+			lines[child] = k.Line // the key's line, not its value's: a nested mapping starts a line later
 			if seen[key] {
 				*out = append(*out, Problem{Path: child, Line: k.Line, Msg: "duplicate key"})
 				continue
@@ -123,6 +131,10 @@ func checkNode(n *yaml.Node, s *node, path string, out *[]Problem) {
 			var cs *node
 			if s.kind == kMap {
 				cs = s.elem
+				if s.keys != nil && !s.keys.MatchString(key) {
+					*out = append(*out, Problem{Path: child, Line: k.Line, Msg: "names use lower-case letters, digits, - and _ (starting with a letter or digit)"})
+					continue
+				}
 			} else {
 				cs = s.fields[key]
 			}
@@ -130,7 +142,7 @@ func checkNode(n *yaml.Node, s *node, path string, out *[]Problem) {
 				*out = append(*out, Problem{Path: child, Line: k.Line, Msg: "unknown key" + suggest(key, s.fields)})
 				continue
 			}
-			checkNode(v, cs, child, out)
+			checkNode(v, cs, child, out, lines)
 		}
 	case kList:
 		if n.Kind != yaml.SequenceNode {
@@ -138,7 +150,7 @@ func checkNode(n *yaml.Node, s *node, path string, out *[]Problem) {
 			return
 		}
 		for i, c := range n.Content {
-			checkNode(c, s.elem, fmt.Sprintf("%s[%d]", path, i), out)
+			checkNode(c, s.elem, fmt.Sprintf("%s[%d]", path, i), out, lines)
 		}
 	default:
 		if n.Kind != yaml.ScalarNode {
@@ -260,4 +272,55 @@ func scalarKeys(s *node, path string, out *[]string) {
 	default:
 		*out = append(*out, path)
 	}
+}
+
+// lookup returns the schema node of a dotted key path (free-form map keys match anything).
+func lookup(path string) *node {
+	n := schema
+	for _, part := range strings.Split(path, ".") {
+		switch n.kind {
+		case kObject:
+			n = n.fields[part]
+		case kMap:
+			n = n.elem
+		default:
+			return nil
+		}
+		if n == nil {
+			return nil
+		}
+	}
+	return n
+}
+
+// checkEnvValue checks an environment variable's text against the key's schema, as the file's values
+// are checked, and returns what is wrong ("" when nothing).
+func checkEnvValue(s *node, val string) string {
+	switch s.kind {
+	case kBool:
+		if _, err := strconv.ParseBool(val); err != nil {
+			return fmt.Sprintf("expected true or false, got %q", val)
+		}
+	case kInt:
+		if _, err := strconv.Atoi(val); err != nil {
+			return fmt.Sprintf("expected a whole number, got %q", val)
+		}
+	case kFloat:
+		if _, err := strconv.ParseFloat(val, 64); err != nil {
+			return fmt.Sprintf("expected a number, got %q", val)
+		}
+	case kList:
+		for _, item := range strings.Split(val, ",") {
+			if msg := checkEnvValue(s.elem, item); msg != "" {
+				return msg
+			}
+		}
+	case kString:
+		if len(s.enum) > 0 && !contains(s.enum, val) {
+			return fmt.Sprintf("%q is not one of %s", val, strings.Join(s.enum, ", "))
+		}
+	default:
+		return "cannot be set from the environment (it is a mapping)"
+	}
+	return ""
 }

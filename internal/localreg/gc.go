@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"path/filepath"
 	"sort"
 
 	"github.com/distribution/distribution/v3"
@@ -13,6 +15,8 @@ import (
 	"github.com/distribution/distribution/v3/registry/storage/driver/factory"
 	"github.com/distribution/reference"
 	"github.com/opencontainers/go-digest"
+
+	"github.com/regctl-dev/regctl/internal/exitcode"
 )
 
 // GCResult reports what garbage collection found (and, unless DryRun, removed).
@@ -32,11 +36,14 @@ type GCResult struct {
 // that directory at the same time (the library's collector is offline, like `registry garbage-collect`).
 //
 // Untagged manifests are never removed here: the library's --delete-untagged mode also removes the
-// untagged platform manifests of multi-arch indexes. Use `regctl lifecycle apply` for untagged images.
-func GC(ctx context.Context, root string, dryRun bool) (*GCResult, error) {
-	if _, err := os.Stat(root); err != nil {
-		return nil, fmt.Errorf("--root: %w", err)
+// untagged platform manifests of multi-arch indexes. Manifests are removed by deleting them (lifecycle
+// apply); gc then reclaims their blobs.
+func GC(ctx context.Context, root string, dryRun bool, logOut io.Writer, logLevel string) (*GCResult, error) {
+	if _, err := os.Stat(filepath.Join(root, "docker", "registry", "v2")); err != nil {
+		return nil, exitcode.With(exitcode.NotFound, fmt.Errorf("--root %s: no registry storage here (want docker/registry/v2 below it): %w", root, err))
 	}
+	// The storage driver logs every blob it deletes through logrus; keep that off stdout and quiet.
+	setLogging(Options{Log: logOut, LogLevel: logLevel})
 	drv, err := factory.Create(ctx, "filesystem", map[string]any{"rootdirectory": root})
 	if err != nil {
 		return nil, err

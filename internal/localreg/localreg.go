@@ -21,6 +21,8 @@ import (
 	"github.com/distribution/distribution/v3/registry/handlers"
 	"github.com/sirupsen/logrus"
 
+	"github.com/regctl-dev/regctl/internal/exitcode"
+
 	_ "github.com/distribution/distribution/v3/registry/auth/htpasswd"             // --htpasswd
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/filesystem" // --root
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/inmemory"   // tests
@@ -66,7 +68,7 @@ func configure(o Options) (*configuration.Configuration, error) {
 	cfg.Catalog.MaxEntries = 1000
 	if o.Htpasswd != "" {
 		if _, err := os.Stat(o.Htpasswd); err != nil {
-			return nil, fmt.Errorf("--htpasswd: %w", err)
+			return nil, exitcode.With(exitcode.NotFound, fmt.Errorf("--htpasswd: %w", err))
 		}
 		cfg.Auth = configuration.Auth{"htpasswd": configuration.Parameters{"realm": "regctl", "path": o.Htpasswd}}
 	}
@@ -124,10 +126,10 @@ func (d *dropClientErrors) Write(p []byte) (int, error) {
 // get up to 10 seconds). ready, if set, is called with the URL once the listener is open.
 func Serve(ctx context.Context, o Options, ready func(url string)) error {
 	if o.Addr == "" {
-		return errors.New("--addr is required")
+		return fmt.Errorf("--addr is required: %w", exitcode.ErrUsage)
 	}
 	if (o.TLSCert == "") != (o.TLSKey == "") {
-		return errors.New("--tls-cert and --tls-key go together")
+		return fmt.Errorf("--tls-cert and --tls-key go together: %w", exitcode.ErrUsage)
 	}
 	h, closeApp, err := Handler(ctx, o)
 	if err != nil {

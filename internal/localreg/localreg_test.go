@@ -109,7 +109,7 @@ func TestGCReclaimsDeletedImagesOnly(t *testing.T) {
 	srv := localregtest.Start(t, localregtest.Options{Root: root})
 	repo, _ := name.NewRepository(srv.Host + "/game-server")
 	ctx := context.Background()
-	now := time.Date(2026, 6, 30, 12, 0, 0, 0, time.UTC) // fixed: the sample digests depend on it
+	now := time.Date(2026, 6, 30, 0, 0, 0, 0, time.UTC) // midnight: the sample digests depend on the day
 	if _, err := sample.Seed(ctx, repo, now); err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +119,7 @@ func TestGCReclaimsDeletedImagesOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	dry, err := localreg.GC(ctx, root, true)
+	dry, err := localreg.GC(ctx, root, true, nil, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +127,7 @@ func TestGCReclaimsDeletedImagesOnly(t *testing.T) {
 	if dry.BlobsRemovable != 3 || dry.BytesRemovable <= 0 || dry.BlobsAfter != dry.BlobsBefore {
 		t.Fatalf("dry run: %+v", dry)
 	}
-	res, err := localreg.GC(ctx, root, false)
+	res, err := localreg.GC(ctx, root, false, nil, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +156,7 @@ func TestGCReclaimsDeletedImagesOnly(t *testing.T) {
 			t.Fatalf("%s: broken after gc: %v", tag, err)
 		}
 	}
-	if _, err := localreg.GC(ctx, filepath.Join(root, "nope"), true); err == nil {
+	if _, err := localreg.GC(ctx, filepath.Join(root, "nope"), true, nil, ""); err == nil {
 		t.Error("gc of a missing root must fail")
 	}
 }

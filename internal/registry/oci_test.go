@@ -23,7 +23,8 @@ import (
 	"github.com/regctl-dev/regctl/internal/sample"
 )
 
-var now = time.Date(2026, 6, 30, 12, 0, 0, 0, time.UTC)
+// Midnight: sample.Seed counts ages from the start of the day.
+var now = time.Date(2026, 6, 30, 0, 0, 0, 0, time.UTC)
 
 func openHost(t *testing.T, host string) registry.Registry {
 	t.Helper()

@@ -123,7 +123,7 @@ func keychain(name string, rc config.Registry, getenv func(string) string) (auth
 	case rc.PasswordFile != "":
 		b, err := os.ReadFile(rc.PasswordFile)
 		if err != nil {
-			return nil, fmt.Errorf("registries.%s.password_file: %w", name, errors.Join(exitcode.ErrUsage, err))
+			return nil, exitcode.With(exitcode.Usage, fmt.Errorf("registries.%s.password_file: %w", name, err))
 		}
 		pw = strings.TrimRight(string(b), "\r\n")
 	}

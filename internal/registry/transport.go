@@ -127,7 +127,8 @@ func transientNetErr(err error) bool {
 		return false
 	}
 	var ne net.Error
-	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) ||
+	// A refused connection is not retried: a wrong host or port should fail at once.
+	return errors.Is(err, syscall.ECONNRESET) ||
 		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || errors.Is(err, syscall.EPIPE) ||
 		(errors.As(err, &ne) && ne.Timeout())
 }

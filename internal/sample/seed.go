@@ -19,8 +19,10 @@ type Pushed struct {
 
 // Seed pushes the demo set into repo: three release tags with distinct ages, a staging tag, a dev tag,
 // a two-platform index tagged latest with a cosign-style signature, and one manifest pushed by digest
-// only (untagged). Digests are deterministic, so a second run pushes the same content.
+// only (untagged). Digests depend only on now's date, so a re-run on the same day pushes nothing new.
 func Seed(ctx context.Context, repo name.Repository, now time.Time, opts ...remote.Option) ([]Pushed, error) {
+	// Ages count from the start of now's UTC day, so a re-run on the same day yields the same digests.
+	now = now.UTC().Truncate(24 * time.Hour)
 	var out []Pushed
 	push := func(tagOrDigest string, item remote.Taggable, what string) (v1.Hash, error) {
 		d, err := item.(interface{ Digest() (v1.Hash, error) }).Digest()
@@ -39,7 +41,7 @@ func Seed(ctx context.Context, repo name.Repository, now time.Time, opts ...remo
 	}
 	day := 24 * time.Hour
 	for i, age := range []int{30, 20, 10} {
-		img, err := Image(ImageSpec{Seed: fmt.Sprintf("release-%d", i), Created: now.Add(-time.Duration(age) * day).Truncate(time.Second)})
+		img, err := Image(ImageSpec{Seed: fmt.Sprintf("release-%d", i), Created: now.Add(-time.Duration(age) * day)})
 		if err != nil {
 			return nil, err
 		}
@@ -51,7 +53,7 @@ func Seed(ctx context.Context, repo name.Repository, now time.Time, opts ...remo
 		tag string
 		age int
 	}{{"staging", 3}, {"dev-3f2a9c1", 2}} {
-		img, err := Image(ImageSpec{Seed: t.tag, Created: now.Add(-time.Duration(t.age) * day).Truncate(time.Second)})
+		img, err := Image(ImageSpec{Seed: t.tag, Created: now.Add(-time.Duration(t.age) * day)})
 		if err != nil {
 			return nil, err
 		}
@@ -59,7 +61,7 @@ func Seed(ctx context.Context, repo name.Repository, now time.Time, opts ...remo
 			return nil, err
 		}
 	}
-	idx, err := Index("multiarch", now.Add(-2*day).Truncate(time.Second), "linux/amd64", "linux/arm64")
+	idx, err := Index("multiarch", now.Add(-2*day), "linux/amd64", "linux/arm64")
 	if err != nil {
 		return nil, err
 	}
@@ -74,7 +76,7 @@ func Seed(ctx context.Context, repo name.Repository, now time.Time, opts ...remo
 	if _, err := push(SignatureTag(idxDigest), sig, "cosign-style signature of latest"); err != nil {
 		return nil, err
 	}
-	orphan, err := Image(ImageSpec{Seed: "untagged", Created: now.Add(-40 * day).Truncate(time.Second)})
+	orphan, err := Image(ImageSpec{Seed: "untagged", Created: now.Add(-40 * day)})
 	if err != nil {
 		return nil, err
 	}
