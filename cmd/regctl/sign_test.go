@@ -83,3 +83,20 @@ func TestSignAndVerifyThroughTheCLI(t *testing.T) {
 		t.Fatal("the password is in the key file")
 	}
 }
+
+func TestSignVerifyHonourGlobalInsecure(t *testing.T) {
+	host := localregtest.Start(t, localregtest.Options{TLS: true}).Host
+	c := newCLI(t, "COSIGN_PASSWORD=pw")
+	// 127.0.0.1 would be allowed plain HTTP anyway; this registry speaks HTTPS with an untrusted cert.
+	if _, errOut, code := c.run("registry", "seed", host+"/app"); code != exitcode.Error || !strings.Contains(errOut, "certificate") {
+		t.Fatalf("untrusted certificate without --insecure: exit %d %s", code, errOut)
+	}
+	c.ok("registry", "seed", host+"/app", "--insecure")
+	c.ok("sign", "generate-key-pair")
+	key, pub := filepath.Join(c.workDir, "cosign.key"), filepath.Join(c.workDir, "cosign.pub")
+	if _, errOut, code := c.run("sign", host+"/app:latest", "--key", key); code != exitcode.Error {
+		t.Errorf("sign without --insecure: exit %d %s", code, errOut)
+	}
+	c.ok("sign", host+"/app:latest", "--key", key, "--insecure")
+	c.ok("verify", host+"/app:latest", "--key", pub, "--insecure")
+}

@@ -29,6 +29,8 @@ type Options struct {
 	Htpasswd string
 	// Wrap lets a test put middleware (fault injection, counting) in front of the registry.
 	Wrap func(http.Handler) http.Handler
+	// TLS serves HTTPS with a self-signed certificate nothing trusts (for --insecure tests).
+	TLS bool
 }
 
 // Start runs a distribution registry with filesystem storage in a temp dir; it stops with the test.
@@ -55,9 +57,13 @@ func Start(t testing.TB, opts ...Options) *Server {
 	if o.Wrap != nil {
 		handler = o.Wrap(handler)
 	}
-	s.srv = httptest.NewServer(handler) // listens on 127.0.0.1
+	if o.TLS {
+		s.srv = httptest.NewTLSServer(handler)
+	} else {
+		s.srv = httptest.NewServer(handler) // listens on 127.0.0.1
+	}
 	s.URL = s.srv.URL
-	s.Host = strings.TrimPrefix(s.srv.URL, "http://")
+	s.Host = strings.TrimPrefix(strings.TrimPrefix(s.srv.URL, "http://"), "https://")
 	t.Cleanup(func() {
 		s.srv.Close()
 		_ = closeApp()
