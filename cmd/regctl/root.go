@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	tlog "github.com/aquasecurity/trivy/pkg/log"
 	"github.com/spf13/cobra"
 
 	"github.com/regctl-dev/regctl/internal/config"
@@ -155,6 +156,9 @@ REGCTL_* environment variables override the file, flags override both.`,
 				return usageError(err)
 			}
 			f.logger = logger
+			if f.flags.verbose >= 2 {
+				slog.SetDefault(logger) // trivy's library logs through the default logger
+			}
 			if f.flags.noColor || f.Getenv("NO_COLOR") != "" {
 				f.IO.NoColor = true
 			}
@@ -171,7 +175,7 @@ REGCTL_* environment variables override the file, flags override both.`,
 	pf.StringVarP(&f.flags.registry, "registry", "r", "", "registry for bare repository names (overrides default_registry)")
 
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError(err) })
-	root.AddCommand(newVersionCmd(f), newConfigCmd(f), newRepoCmd(f), newLifecycleCmd(f), newSignCmd(f), newVerifyCmd(f), newRegistryCmd(f))
+	root.AddCommand(newVersionCmd(f), newConfigCmd(f), newRepoCmd(f), newLifecycleCmd(f), newScanCmd(f), newSignCmd(f), newVerifyCmd(f), newRegistryCmd(f))
 	root.AddCommand(helpTopics()...)
 	return root
 }
@@ -196,6 +200,9 @@ func run(ctx context.Context, argv []string, io *ui.IOStreams, environ []string)
 }
 
 func execute(ctx context.Context, f *Factory, argv []string) int {
+	// Importing trivy replaces slog's default with a handler that buffers every record without bound
+	// until trivy's logger is initialised: switch it off. -vv hands trivy our logger (PersistentPreRun).
+	tlog.InitLogger(false, true)
 	root := newRootCmd(f)
 	root.SetArgs(argv)
 	root.SetIn(f.IO.In)
