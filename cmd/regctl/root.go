@@ -212,7 +212,11 @@ func execute(ctx context.Context, f *Factory, argv []string) int {
 	if err == nil {
 		return exitcode.OK
 	}
-	msg := strings.TrimSuffix(err.Error(), ": "+exitcode.ErrUsage.Error())
+	msg := err.Error()
+	// The sentinels only choose the exit code; their text adds nothing for a reader.
+	for _, s := range []error{exitcode.ErrUsage, exitcode.ErrViolation, exitcode.ErrNotFound, exitcode.ErrAuth} {
+		msg = strings.ReplaceAll(msg, ": "+s.Error(), "")
+	}
 	if errors.Is(err, context.Canceled) {
 		msg = "interrupted"
 	}
