@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -13,6 +14,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/regctl-dev/regctl/internal/exitcode"
 	"github.com/regctl-dev/regctl/internal/scan"
@@ -60,40 +62,75 @@ counts only findings scoring at least that much, --ignore-unfixed drops findings
   regctl scan local/game-server:latest --report json=scan.json --report html=scan.html --policy image-policy.rego
   regctl scan local/app:1.0 --db-repository local/aquasec/trivy-db:2 --ignorefile .trivyignore.yaml`,
 		Args: args(cobra.MinimumNArgs(1)),
-		RunE: func(cmd *cobra.Command, a []string) error { return runScan(cmd, f, &sf, a) },
+		RunE: func(cmd *cobra.Command, a []string) error {
+			_, err := runScan(cmd, f, &sf, a, f.IO.Out, f.IO.OutTTY)
+			return err
+		},
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&sf.platform, "platform", "", "scan only this platform of an index, e.g. linux/arm64")
+	fl.StringVar(&sf.format, "format", "", "report on stdout: table, json (trivy's schema), sarif or html (default table; -o json means json)")
+	fl.StringArrayVar(&sf.reports, "report", nil, "also write FORMAT=FILE (repeatable), e.g. --report json=scan.json")
+	fl.StringVar(&sf.engine, "engine", "trivy", "trivy (client-side) or native (the registry's own scanner, e.g. ECR)")
+	sf.registerGate(fl)
+	cmd.AddCommand(newScanDBCmd(f))
+	return cmd
+}
+
+// registerGate adds the flags that decide what is found and what passes; build-push --scan has them too.
+func (sf *scanFlags) registerGate(fl *pflag.FlagSet) {
 	fl.StringVar(&sf.severity, "severity", "", "severities to report (default scan.severities, else CRITICAL,HIGH,MEDIUM)")
 	fl.StringVar(&sf.failOn, "fail-on", "", `gate: most findings allowed per severity, "CRITICAL=0,HIGH=5", or "none" (default scan.fail_on, else CRITICAL=0,HIGH=5)`)
 	fl.StringVar(&sf.gatePolicy, "gate-policy", "", "gate from a Harbor-style scan policy JSON file")
 	fl.BoolVar(&sf.ignoreUnfixed, "ignore-unfixed", false, "drop findings that have no fixed version")
 	fl.Float64Var(&sf.cvss, "cvss-threshold", 0, "gate counts only findings with a CVSS score at least this (unscored findings count)")
 	fl.StringVar(&sf.ignoreFile, "ignorefile", "", ".trivyignore or .trivyignore.yaml (default scan.ignore_file)")
-	fl.StringVar(&sf.format, "format", "", "report on stdout: table, json (trivy's schema), sarif or html (default table; -o json means json)")
-	fl.StringArrayVar(&sf.reports, "report", nil, "also write FORMAT=FILE (repeatable), e.g. --report json=scan.json")
 	fl.StringVar(&sf.policy, "policy", "", "Rego image policy evaluated against each image's config")
 	fl.StringVar(&sf.cacheDir, "cache-dir", "", "vulnerability DB cache (default scan.cache_dir, else $XDG_CACHE_HOME/regctl/trivy)")
 	fl.StringVar(&sf.dbRepository, "db-repository", "", "OCI repository of the trivy DB (default scan.db_repository, else "+scan.DefaultDBRepository+")")
 	fl.BoolVar(&sf.skipDBUpdate, "skip-db-update", false, "never download the DB; use the one in the cache dir")
-	fl.StringVar(&sf.engine, "engine", "trivy", "trivy (client-side) or native (the registry's own scanner, e.g. ECR)")
-	cmd.AddCommand(newScanDBCmd(f))
-	return cmd
 }
 
-func runScan(cmd *cobra.Command, f *Factory, sf *scanFlags, images []string) error {
+// runScan scans images, writes the report to stdout (and --report files), and returns the outcome with
+// the gate's verdict as the error (exit 3) when it fails.
+func runScan(cmd *cobra.Command, f *Factory, sf *scanFlags, images []string, stdout io.Writer, tty bool) (*scan.Outcome, error) {
+	o, err := scanOutcome(cmd, f, sf, images, stdout, tty)
+	if err != nil {
+		return o, err
+	}
+	var errs []error
+	if err := o.Gate.Err(); err != nil {
+		errs = append(errs, err)
+	}
+	if len(o.Denials) > 0 {
+		msgs := make([]string, len(o.Denials))
+		for i, d := range o.Denials {
+			msgs[i] = d.Message
+		}
+		errs = append(errs, fmt.Errorf("image policy %s denied: %s: %w", sf.policy, strings.Join(msgs, "; "), exitcode.ErrViolation))
+	}
+	if len(errs) == 0 {
+		return o, nil
+	}
+	return o, exitcode.With(exitcode.Violation, errors.Join(errs...))
+}
+
+func scanOutcome(cmd *cobra.Command, f *Factory, sf *scanFlags, images []string, stdout io.Writer, tty bool) (*scan.Outcome, error) {
 	cfg, err := f.Config()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	res, err := f.Resolver()
 	if err != nil {
-		return err
+		return nil, err
+	}
+	if sf.engine == "" {
+		sf.engine = "trivy"
 	}
 	if sf.engine == "native" {
-		return usageError(errors.New("--engine native needs a registry with its own scanner (ECR); no such backend is available in this build yet"))
+		return nil, usageError(errors.New("--engine native needs a registry with its own scanner (ECR); no such backend is available in this build yet"))
 	} else if sf.engine != "trivy" {
-		return usageError(fmt.Errorf("--engine %q: must be trivy or native", sf.engine))
+		return nil, usageError(fmt.Errorf("--engine %q: must be trivy or native", sf.engine))
 	}
 	format := sf.format
 	if format == "" {
@@ -103,14 +140,14 @@ func runScan(cmd *cobra.Command, f *Factory, sf *scanFlags, images []string) err
 		}
 	}
 	if !slices.Contains(scan.Formats, format) {
-		return usageError(fmt.Errorf("--format %q: must be one of %s", format, strings.Join(scan.Formats, ", ")))
+		return nil, usageError(fmt.Errorf("--format %q: must be one of %s", format, strings.Join(scan.Formats, ", ")))
 	}
 	type reportFile struct{ format, path string }
 	var files []reportFile
 	for _, r := range sf.reports {
 		fm, path, ok := strings.Cut(r, "=")
 		if !ok || path == "" || !slices.Contains(scan.Formats, fm) {
-			return usageError(fmt.Errorf("--report %q: want FORMAT=FILE with FORMAT one of %s", r, strings.Join(scan.Formats, ", ")))
+			return nil, usageError(fmt.Errorf("--report %q: want FORMAT=FILE with FORMAT one of %s", r, strings.Join(scan.Formats, ", ")))
 		}
 		files = append(files, reportFile{fm, path})
 	}
@@ -119,19 +156,19 @@ func runScan(cmd *cobra.Command, f *Factory, sf *scanFlags, images []string) err
 	gate := scan.DefaultGate()
 	switch {
 	case sf.gatePolicy != "" && sf.failOn != "":
-		return usageError(errors.New("--gate-policy and --fail-on are exclusive"))
+		return nil, usageError(errors.New("--gate-policy and --fail-on are exclusive"))
 	case sf.gatePolicy != "":
 		data, err := os.ReadFile(sf.gatePolicy)
 		if err != nil {
-			return exitcode.With(exitcode.NotFound, fmt.Errorf("--gate-policy: %w", err))
+			return nil, exitcode.With(exitcode.NotFound, fmt.Errorf("--gate-policy: %w", err))
 		}
 		if gate, err = scan.ParseHarborPolicy(data, sf.gatePolicy); err != nil {
-			return err
+			return nil, err
 		}
 	case sf.failOn != "":
 		limits, err := scan.ParseFailOn(sf.failOn)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		gate = scan.Gate{FailOn: limits, Source: "--fail-on " + sf.failOn}
 	case len(cfg.Scan.FailOn) > 0:
@@ -143,7 +180,7 @@ func runScan(cmd *cobra.Command, f *Factory, sf *scanFlags, images []string) err
 		gate.CVSSThreshold = cfg.Scan.CVSSThreshold
 	}
 	if gate.CVSSThreshold < 0 || gate.CVSSThreshold > 10 {
-		return usageError(errors.New("--cvss-threshold must be between 0 and 10"))
+		return nil, usageError(errors.New("--cvss-threshold must be between 0 and 10"))
 	}
 	severities := cfg.Scan.Severities
 	if sf.severity != "" {
@@ -151,25 +188,25 @@ func runScan(cmd *cobra.Command, f *Factory, sf *scanFlags, images []string) err
 	}
 	for _, s := range severities {
 		if !slices.Contains(scan.Severities, s) {
-			return usageError(fmt.Errorf("--severity %q: use %s", s, strings.Join(scan.Severities, ", ")))
+			return nil, usageError(fmt.Errorf("--severity %q: use %s", s, strings.Join(scan.Severities, ", ")))
 		}
 	}
 	ignoreFile := firstNonEmpty(sf.ignoreFile, cfg.Scan.IgnoreFile)
 	if ignoreFile != "" {
 		if _, err := os.Stat(ignoreFile); err != nil {
-			return exitcode.With(exitcode.NotFound, fmt.Errorf("--ignorefile: %w", err))
+			return nil, exitcode.With(exitcode.NotFound, fmt.Errorf("--ignorefile: %w", err))
 		}
 	}
 	var policy *scan.Policy
 	if sf.policy != "" {
 		if policy, err = scan.LoadPolicy(cmd.Context(), sf.policy); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	now := f.Now()
 	expired, err := scan.CheckIgnoreFile(cmd.Context(), ignoreFile, now)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for _, e := range expired {
 		f.Notef("warning: ignore entry %s in %s expired on %s and no longer hides findings", e.ID, ignoreFile, e.ExpiredAt.Format("2006-01-02"))
@@ -182,13 +219,13 @@ func runScan(cmd *cobra.Command, f *Factory, sf *scanFlags, images []string) err
 		repo := firstNonEmpty(sf.dbRepository, cfg.Scan.DBRepository, scan.DefaultDBRepository)
 		reg, ref, err := res.Reference(repo)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		dbo.Repository, dbo.Remote = ref, reg.Remote()
 	}
 	st, err := scan.EnsureDB(cmd.Context(), dbo)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	f.Logger().Info("vulnerability DB", "dir", st.Dir, "updated", st.UpdatedAt, "stale", st.Stale)
 	if st.Stale {
@@ -196,7 +233,7 @@ func runScan(cmd *cobra.Command, f *Factory, sf *scanFlags, images []string) err
 	}
 	engine, err := scan.Open(st.Dir, f.Logger())
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer engine.Close()
 
@@ -204,19 +241,19 @@ func runScan(cmd *cobra.Command, f *Factory, sf *scanFlags, images []string) err
 	for _, arg := range images {
 		reg, ref, err := res.Reference(arg)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		targets, err := engine.Scan(cmd.Context(), reg.Remote(), ref, scan.ScanOptions{Platform: sf.platform, Severities: severities,
 			IgnoreUnfixed: sf.ignoreUnfixed || cfg.Scan.IgnoreUnfixed, IgnoreFile: ignoreFile, Now: now})
 		if err != nil {
-			return err
+			return nil, err
 		}
 		out.Targets = append(out.Targets, targets...)
 		if policy != nil {
 			for _, t := range targets {
 				msgs, err := policy.Evaluate(cmd.Context(), scan.PolicyInput(t.Reference, t.Digest, t.Platform, t.Config, annotationsOf(reg.Remote(), ref)))
 				if err != nil {
-					return err
+					return nil, err
 				}
 				for _, m := range msgs {
 					out.Denials = append(out.Denials, scan.Denial{Reference: t.Reference, Platform: t.Platform, Message: m})
@@ -230,31 +267,17 @@ func runScan(cmd *cobra.Command, f *Factory, sf *scanFlags, images []string) err
 	for _, rf := range files {
 		var buf bytes.Buffer
 		if err := scan.Write(cmd.Context(), &buf, rf.format, out, false, false); err != nil {
-			return err
+			return nil, err
 		}
 		if err := writeFileAtomic(rf.path, buf.Bytes()); err != nil {
-			return fmt.Errorf("--report %s: %w", rf.path, err)
+			return nil, fmt.Errorf("--report %s: %w", rf.path, err)
 		}
 		f.Notef("wrote %s report to %s", rf.format, rf.path)
 	}
-	if err := scan.Write(cmd.Context(), f.IO.Out, format, out, f.IO.OutTTY, f.IO.ColorOut()); err != nil {
-		return err
+	if err := scan.Write(cmd.Context(), stdout, format, out, tty, tty && !f.IO.NoColor); err != nil {
+		return nil, err
 	}
-	var errs []error
-	if err := out.Gate.Err(); err != nil {
-		errs = append(errs, err)
-	}
-	if len(out.Denials) > 0 {
-		msgs := make([]string, len(out.Denials))
-		for i, d := range out.Denials {
-			msgs[i] = d.Message
-		}
-		errs = append(errs, fmt.Errorf("image policy %s denied: %s: %w", sf.policy, strings.Join(msgs, "; "), exitcode.ErrViolation))
-	}
-	if len(errs) == 0 {
-		return nil
-	}
-	return exitcode.With(exitcode.Violation, errors.Join(errs...))
+	return out, nil
 }
 
 // annotationsOf returns the manifest annotations of ref (for the base image name), or nil.

@@ -85,10 +85,11 @@ func NewOCI(c OCIConfig) *OCI {
 	return o
 }
 
-func (o *OCI) Name() string   { return o.cfg.Name }
-func (o *OCI) Host() string   { return o.cfg.Host }
-func (o *OCI) Type() string   { return config.TypeOCI }
-func (o *OCI) Insecure() bool { return o.cfg.Insecure }
+func (o *OCI) Name() string             { return o.cfg.Name }
+func (o *OCI) Host() string             { return o.cfg.Host }
+func (o *OCI) Type() string             { return config.TypeOCI }
+func (o *OCI) Insecure() bool           { return o.cfg.Insecure }
+func (o *OCI) Keychain() authn.Keychain { return o.cfg.Keychain }
 func (o *OCI) Remote() []remote.Option {
 	return append(append([]remote.Option(nil), o.opts...), remote.Reuse(o.puller), remote.Reuse(o.pusher))
 }

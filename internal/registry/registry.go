@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -27,6 +28,8 @@ type Registry interface {
 	Remote() []remote.Option
 	// Insecure reports whether plain HTTP is allowed.
 	Insecure() bool
+	// Keychain resolves the registry's credentials, for tools regctl drives (buildah, buildx).
+	Keychain() authn.Keychain
 
 	Repositories(ctx context.Context, prefix string) ([]string, error)
 	Tags(ctx context.Context, repo string) ([]string, error)

@@ -3,18 +3,22 @@
 package sample
 
 import (
+	"archive/tar"
+	"bytes"
 	"context"
 	"encoding/base64"
 	"fmt"
+	"io"
+	"sort"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/crane"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
@@ -30,7 +34,7 @@ type ImageSpec struct {
 
 // Image builds a one-layer OCI image.
 func Image(s ImageSpec) (v1.Image, error) {
-	layer, err := crane.Layer(map[string][]byte{"sample.txt": []byte(s.Seed + "\n")})
+	layer, err := Layer(map[string][]byte{"sample.txt": []byte(s.Seed + "\n")})
 	if err != nil {
 		return nil, err
 	}
@@ -112,4 +116,31 @@ func Push(ctx context.Context, ref name.Reference, item remote.Taggable, opts ..
 		return remote.Write(ref, v, opts...)
 	}
 	return fmt.Errorf("cannot push %T", item)
+}
+
+// Layer builds a deterministic gzipped tar layer of files with the OCI layer media type (the
+// manifests here are OCI; mixing in Docker layer types makes some tools, buildah among them, refuse
+// the image). File modes are 0755 so that binaries can run.
+func Layer(files map[string][]byte) (v1.Layer, error) {
+	names := make([]string, 0, len(files))
+	for n := range files {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, n := range names {
+		if err := tw.WriteHeader(&tar.Header{Name: n, Mode: 0o755, Size: int64(len(files[n])), Typeflag: tar.TypeReg}); err != nil {
+			return nil, err
+		}
+		if _, err := tw.Write(files[n]); err != nil {
+			return nil, err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	raw := buf.Bytes()
+	return tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(raw)), nil },
+		tarball.WithMediaType(types.OCILayer))
 }

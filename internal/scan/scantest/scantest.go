@@ -15,7 +15,6 @@ import (
 	trivydb "github.com/aquasecurity/trivy-db/pkg/db"
 	"github.com/aquasecurity/trivy-db/pkg/metadata"
 	dbtypes "github.com/aquasecurity/trivy-db/pkg/types"
-	"github.com/google/go-containerregistry/pkg/crane"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
@@ -24,6 +23,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/regctl-dev/regctl/internal/sample"
 )
 
 // Advisory is one vulnerability the fixture DB knows.
@@ -188,7 +189,7 @@ func CleanImage(t testing.TB, c ImageConfig) v1.Image {
 }
 
 func imageWith(t testing.TB, files map[string][]byte, c ImageConfig) v1.Image {
-	layer, err := crane.Layer(files)
+	layer, err := sample.Layer(files)
 	if err != nil {
 		t.Fatal(err)
 	}
