@@ -1,0 +1,366 @@
+package backup
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/regctl-dev/regctl/internal/exitcode"
+	"github.com/regctl-dev/regctl/internal/registry"
+)
+
+// Options control backup and restore.
+type Options struct {
+	Repos    []string // globs ("*" matches anything, "/" included); empty = all
+	Jobs     int      // blobs transferred in parallel (default 4)
+	Now      func() time.Time
+	Logger   *slog.Logger
+	Progress func(p Progress) // called as blobs complete (a TTY progress line)
+	DryRun   bool             // restore: report, push nothing
+}
+
+// Progress reports a running transfer.
+type Progress struct {
+	Repository string
+	Done       int
+	Total      int
+	Bytes      int64
+}
+
+func (o *Options) defaults() {
+	if o.Jobs <= 0 {
+		o.Jobs = 4
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// MatchRepo reports whether repo matches any glob (all repos when there are none).
+func MatchRepo(globs []string, repo string) bool {
+	if len(globs) == 0 {
+		return true
+	}
+	for _, g := range globs {
+		re := "^" + strings.ReplaceAll(regexp.QuoteMeta(g), `\*`, ".*") + "$"
+		if ok, _ := regexp.MatchString(re, repo); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// Backup copies every selected repository of reg into the store and records a snapshot. Blobs the
+// store already has are not transferred again. The snapshot record, then index.json, are written
+// last, after everything they reference: an interrupted run leaves earlier snapshots untouched and
+// the next run reuses what it had already stored.
+func Backup(ctx context.Context, reg registry.Registry, s Store, o Options) (*Snapshot, error) {
+	o.defaults()
+	start := o.Now().UTC()
+	release, err := Lock(ctx, s, "regctl backup "+reg.Name(), o.Now)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+
+	all, err := reg.Repositories(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	var repos []string
+	for _, r := range all {
+		if MatchRepo(o.Repos, r) {
+			repos = append(repos, r)
+		}
+	}
+	if len(repos) == 0 {
+		return nil, exitcode.With(exitcode.NotFound, fmt.Errorf("no repository on %s matches %v", reg.Host(), o.Repos))
+	}
+	snap := &Snapshot{ID: start.Format("20060102T150405Z"), CreatedAt: start, Registry: reg.Name(), Host: reg.Host()}
+	for _, repo := range repos {
+		rs, st, err := backupRepo(ctx, reg, s, repo, o)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			o.Logger.Warn("repository not backed up", "repository", repo, "error", err)
+			snap.Incomplete = append(snap.Incomplete, repo+": "+err.Error())
+			continue
+		}
+		snap.Repos = append(snap.Repos, *rs)
+		snap.Stats.Manifests += st.Manifests
+		snap.Stats.Blobs += st.Blobs
+		snap.Stats.Bytes += st.Bytes
+		snap.Stats.NewBlobs += st.NewBlobs
+		snap.Stats.NewBytes += st.NewBytes
+		snap.Stats.StoredAlready += st.StoredAlready
+	}
+	if len(snap.Repos) == 0 {
+		return snap, fmt.Errorf("no repository could be backed up: %s", strings.Join(snap.Incomplete, "; "))
+	}
+	// Two runs in the same second must not share a record.
+	for i := 1; ; i++ {
+		if ok, err := s.Exists(ctx, snapshotsDir+snap.ID+".json"); err != nil {
+			return nil, err
+		} else if !ok {
+			break
+		}
+		snap.ID = start.Format("20060102T150405Z") + fmt.Sprintf("-%d", i)
+	}
+	if err := putJSON(ctx, s, snapshotsDir+snap.ID+".json", snap); err != nil {
+		return nil, fmt.Errorf("writing the snapshot record: %w", err)
+	}
+	snaps, err := Snapshots(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	if err := writeIndex(ctx, s, snaps); err != nil {
+		return nil, fmt.Errorf("writing index.json: %w", err)
+	}
+	if len(snap.Incomplete) > 0 {
+		return snap, fmt.Errorf("partial backup: %d of %d repositories failed: %s", len(snap.Incomplete), len(repos), strings.Join(snap.Incomplete, "; "))
+	}
+	return snap, nil
+}
+
+func backupRepo(ctx context.Context, reg registry.Registry, s Store, repo string, o Options) (*RepoSnapshot, *Stats, error) {
+	ref, err := registry.RepositoryRef(reg, repo)
+	if err != nil {
+		return nil, nil, err
+	}
+	// Tags, then every manifest they reach (index children included), without the registry's image
+	// listing: a manifest already in the store is read from there, so an unchanged re-run costs a tag
+	// list and one HEAD per tag.
+	tags, err := reg.Tags(ctx, repo)
+	if err != nil {
+		return nil, nil, err
+	}
+	opts := append(reg.Remote(), remote.WithContext(ctx))
+	rs := &RepoSnapshot{Name: repo, Tags: map[string]string{}}
+	st := &Stats{}
+	raws := map[string][]byte{}
+	var descs []Descriptor
+	var walk func(d v1.Hash, mt types.MediaType) error
+	walk = func(d v1.Hash, mt types.MediaType) error {
+		if _, seen := raws[d.String()]; seen {
+			return nil
+		}
+		raw, gotMT, err := manifestRaw(ctx, s, ref, d, opts)
+		if err != nil {
+			return err
+		}
+		if mt == "" {
+			mt = gotMT
+		}
+		raws[d.String()] = raw
+		descs = append(descs, Descriptor{Digest: d.String(), MediaType: mt, Size: int64(len(raw))})
+		_, children, err := manifestBlobs(raw)
+		if err != nil {
+			return fmt.Errorf("%s@%s: %w", repo, d, err)
+		}
+		for _, c := range children {
+			if err := walk(c.Digest, c.MediaType); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for _, t := range tags {
+		desc, err := remote.Head(ref.Tag(t), opts...)
+		if err != nil {
+			if isNotFound(err) {
+				continue // deleted since the listing
+			}
+			return nil, nil, fmt.Errorf("%s:%s: %w", repo, t, err)
+		}
+		rs.Tags[t] = desc.Digest.String()
+		if err := walk(desc.Digest, desc.MediaType); err != nil {
+			return nil, nil, err
+		}
+	}
+	rs.Manifests = childrenFirst(descs, raws)
+	st.Manifests = len(descs)
+
+	// Every blob (config and layers) once, in parallel.
+	need := map[string]v1.Descriptor{}
+	for _, d := range descs {
+		blobs, _, err := manifestBlobs(raws[d.Digest])
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s@%s: %w", repo, d.Digest, err)
+		}
+		for _, b := range blobs {
+			need[b.Digest.String()] = b
+		}
+	}
+	keys := make([]string, 0, len(need))
+	for k := range need {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var done, newBlobs, already atomic.Int64
+	var newBytes atomic.Int64
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(o.Jobs)
+	var mu sync.Mutex
+	for _, k := range keys {
+		b := need[k]
+		g.Go(func() error {
+			copied, err := copyBlob(gctx, s, ref, b, append(reg.Remote(), remote.WithContext(gctx)))
+			if err != nil {
+				return err
+			}
+			if copied {
+				newBlobs.Add(1)
+				newBytes.Add(b.Size)
+			} else {
+				already.Add(1)
+			}
+			n := done.Add(1)
+			if o.Progress != nil {
+				mu.Lock()
+				o.Progress(Progress{Repository: repo, Done: int(n), Total: len(keys), Bytes: newBytes.Load()})
+				mu.Unlock()
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, nil, err
+	}
+	st.Blobs = len(keys)
+	for _, b := range need {
+		st.Bytes += b.Size
+	}
+	st.NewBlobs, st.NewBytes, st.StoredAlready = int(newBlobs.Load()), newBytes.Load(), int(already.Load())
+	return rs, st, nil
+}
+
+// manifestRaw returns a manifest's bytes and media type: from the store when it has them (nothing
+// fetched), else from the registry, verified against the digest and stored.
+func manifestRaw(ctx context.Context, s Store, repo name.Repository, d v1.Hash, opts []remote.Option) ([]byte, types.MediaType, error) {
+	if ok, err := s.Exists(ctx, blobKey(d)); err != nil {
+		return nil, "", err
+	} else if ok {
+		if raw, err := readBlob(ctx, s, d); err == nil {
+			return raw, mediaTypeOf(raw), nil
+		}
+		// a corrupt copy: fetch it again below
+	}
+	desc, err := remote.Get(repo.Digest(d.String()), opts...)
+	if err != nil {
+		return nil, "", fmt.Errorf("%s@%s: %w", repo, d, err)
+	}
+	raw := desc.Manifest
+	if err := s.Put(ctx, blobKey(d), newVerifier(bytes.NewReader(raw), d, int64(len(raw))), int64(len(raw))); err != nil {
+		return nil, "", fmt.Errorf("%s@%s: %w", repo, d, err)
+	}
+	return raw, desc.MediaType, nil
+}
+
+func mediaTypeOf(raw []byte) types.MediaType {
+	var m struct {
+		MediaType types.MediaType `json:"mediaType"`
+		Manifests json.RawMessage `json:"manifests"`
+	}
+	_ = json.Unmarshal(raw, &m)
+	switch {
+	case m.MediaType != "":
+		return m.MediaType
+	case m.Manifests != nil:
+		return types.OCIImageIndex
+	}
+	return types.OCIManifestSchema1
+}
+
+// copyBlob streams one blob from the registry into the store unless the store has it. The stream is
+// verified as it is written; a transfer that breaks is retried.
+func copyBlob(ctx context.Context, s Store, repo name.Repository, b v1.Descriptor, opts []remote.Option) (bool, error) {
+	if ok, err := s.Exists(ctx, blobKey(b.Digest)); err != nil || ok {
+		return false, err
+	}
+	var last error
+	for attempt := 0; attempt < 3; attempt++ {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return false, ctx.Err()
+			case <-time.After(time.Duration(attempt) * 500 * time.Millisecond):
+			}
+		}
+		last = func() error {
+			layer, err := remote.Layer(repo.Digest(b.Digest.String()), opts...)
+			if err != nil {
+				return err
+			}
+			rc, err := layer.Compressed()
+			if err != nil {
+				return err
+			}
+			defer rc.Close()
+			return s.Put(ctx, blobKey(b.Digest), newVerifier(rc, b.Digest, b.Size), b.Size)
+		}()
+		if last == nil {
+			return true, nil
+		}
+		if ctx.Err() != nil {
+			return false, ctx.Err()
+		}
+	}
+	return false, fmt.Errorf("copying %s@%s: %w", repo, b.Digest, last)
+}
+
+// childrenFirst orders manifests so that every index comes after the manifests it lists: registries
+// that check index completeness refuse an index whose children are missing.
+func childrenFirst(descs []Descriptor, raws map[string][]byte) []Descriptor {
+	placed := map[string]bool{}
+	var out []Descriptor
+	for len(out) < len(descs) {
+		progress := false
+		for _, d := range descs {
+			if placed[d.Digest] {
+				continue
+			}
+			_, children, _ := manifestBlobs(raws[d.Digest])
+			ready := true
+			for _, c := range children {
+				if _, known := raws[c.Digest.String()]; known && !placed[c.Digest.String()] {
+					ready = false
+				}
+			}
+			if ready {
+				placed[d.Digest] = true
+				out = append(out, d)
+				progress = true
+			}
+		}
+		if !progress { // a cycle cannot happen with content addressing; keep the rest as they are
+			for _, d := range descs {
+				if !placed[d.Digest] {
+					out = append(out, d)
+				}
+			}
+			break
+		}
+	}
+	return out
+}
+
+func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }

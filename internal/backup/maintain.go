@@ -1,0 +1,217 @@
+package backup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"sort"
+	"strings"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// VerifyResult lists what a snapshot needs that is missing or corrupt.
+type VerifyResult struct {
+	Snapshot string   `json:"snapshot"`
+	Blobs    int      `json:"blobsChecked"`
+	Bytes    int64    `json:"bytesChecked"`
+	Missing  []string `json:"missing"`
+	Corrupt  []string `json:"corrupt"`
+}
+
+// OK reports whether everything checked out.
+func (v *VerifyResult) OK() bool { return len(v.Missing) == 0 && len(v.Corrupt) == 0 }
+
+// Verify re-hashes every manifest and blob the snapshot needs.
+func Verify(ctx context.Context, s Store, snap *Snapshot) (*VerifyResult, error) {
+	res := &VerifyResult{Snapshot: snap.ID, Missing: []string{}, Corrupt: []string{}}
+	need, err := neededBlobs(ctx, s, []*Snapshot{snap}, func(d v1.Hash, err error) {
+		if errors.Is(err, fs.ErrNotExist) {
+			res.Missing = append(res.Missing, d.String())
+		} else {
+			res.Corrupt = append(res.Corrupt, d.String())
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	keys := make([]string, 0, len(need))
+	for k := range need {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		d := need[k]
+		res.Blobs++
+		rc, err := s.Get(ctx, blobKey(d.Digest))
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) || strings.Contains(err.Error(), "not exist") {
+				res.Missing = append(res.Missing, k)
+				continue
+			}
+			return nil, err
+		}
+		n, err := io.Copy(io.Discard, newVerifier(rc, d.Digest, d.Size))
+		rc.Close()
+		res.Bytes += n
+		if err != nil {
+			res.Corrupt = append(res.Corrupt, k)
+		}
+	}
+	sort.Strings(res.Missing)
+	sort.Strings(res.Corrupt)
+	return res, nil
+}
+
+// neededBlobs walks the snapshots' manifests in the store and returns every blob (config, layer)
+// they reference, by digest, plus the manifests themselves (size -1: unknown). Manifests that cannot
+// be read are reported through bad and skipped.
+func neededBlobs(ctx context.Context, s Store, snaps []*Snapshot, bad func(v1.Hash, error)) (map[string]v1.Descriptor, error) {
+	need := map[string]v1.Descriptor{}
+	for _, snap := range snaps {
+		for _, r := range snap.Repos {
+			for _, m := range r.Manifests {
+				d, err := v1.NewHash(m.Digest)
+				if err != nil {
+					return nil, err
+				}
+				if _, seen := need[m.Digest]; seen {
+					continue
+				}
+				need[m.Digest] = v1.Descriptor{Digest: d, Size: m.Size}
+				raw, err := readBlob(ctx, s, d)
+				if err != nil {
+					bad(d, err)
+					delete(need, m.Digest) // reported already
+					continue
+				}
+				blobs, _, err := manifestBlobs(raw)
+				if err != nil {
+					bad(d, err)
+					continue
+				}
+				for _, b := range blobs {
+					need[b.Digest.String()] = b
+				}
+			}
+		}
+	}
+	return need, nil
+}
+
+// PruneResult reports what prune removed (or, with DryRun, would remove).
+type PruneResult struct {
+	Removed      []string `json:"removedSnapshots"`
+	Kept         []string `json:"keptSnapshots"`
+	BlobsRemoved int      `json:"blobsRemoved"`
+	DryRun       bool     `json:"dryRun"`
+}
+
+// Prune removes snapshots older than keepDays (always keeping the newest keepLast), then every blob
+// no remaining snapshot needs. Records go first and blobs last, so an interrupted prune only leaves
+// unused blobs behind, which the next prune removes.
+func Prune(ctx context.Context, s Store, keepDays, keepLast int, now time.Time, dryRun bool) (*PruneResult, error) {
+	release, err := Lock(ctx, s, "regctl backup prune", func() time.Time { return now })
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	snaps, err := Snapshots(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	res := &PruneResult{Removed: []string{}, Kept: []string{}, DryRun: dryRun}
+	var keep []*Snapshot
+	cutoff := now.Add(-time.Duration(keepDays) * 24 * time.Hour)
+	for i, snap := range snaps {
+		newest := len(snaps) - i // 1 for the newest
+		if (keepLast > 0 && newest <= keepLast) || keepDays <= 0 || !snap.CreatedAt.Before(cutoff) {
+			keep = append(keep, snap)
+			res.Kept = append(res.Kept, snap.ID)
+		} else {
+			res.Removed = append(res.Removed, snap.ID)
+		}
+	}
+	need, err := neededBlobs(ctx, s, keep, func(v1.Hash, error) {})
+	if err != nil {
+		return nil, err
+	}
+	stored, err := s.List(ctx, "blobs/")
+	if err != nil {
+		return nil, err
+	}
+	var garbage []string
+	for _, k := range stored {
+		parts := strings.Split(k, "/")
+		if len(parts) != 3 {
+			continue
+		}
+		if _, ok := need[parts[1]+":"+parts[2]]; !ok {
+			garbage = append(garbage, k)
+		}
+	}
+	res.BlobsRemoved = len(garbage)
+	if dryRun {
+		return res, nil
+	}
+	for _, id := range res.Removed {
+		if err := s.Delete(ctx, snapshotsDir+id+".json"); err != nil {
+			return nil, err
+		}
+	}
+	if err := writeIndex(ctx, s, keep); err != nil {
+		return nil, fmt.Errorf("writing index.json: %w", err)
+	}
+	for _, k := range garbage {
+		if err := s.Delete(ctx, k); err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+// Metrics are written for node_exporter's textfile collector.
+type Metrics struct {
+	Success  bool
+	Finished time.Time
+	Duration time.Duration
+	Snapshot *Snapshot
+	Previous string // the file's previous content, to keep the last success time on failure
+}
+
+// Text renders Prometheus text format.
+func (m Metrics) Text() string {
+	lastSuccess := ""
+	for _, line := range strings.Split(m.Previous, "\n") {
+		if strings.HasPrefix(line, "regctl_backup_last_success_timestamp_seconds ") {
+			lastSuccess = strings.TrimPrefix(line, "regctl_backup_last_success_timestamp_seconds ")
+		}
+	}
+	if m.Success {
+		lastSuccess = fmt.Sprint(m.Finished.Unix())
+	}
+	var b strings.Builder
+	w := func(name, help, typ, value string) {
+		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s %s\n%s %s\n", name, help, name, typ, name, value)
+	}
+	ok := "0"
+	if m.Success {
+		ok = "1"
+	}
+	w("regctl_backup_success", "1 if the last backup run completed without error.", "gauge", ok)
+	if lastSuccess != "" {
+		w("regctl_backup_last_success_timestamp_seconds", "Unix time of the last successful backup.", "gauge", lastSuccess)
+	}
+	w("regctl_backup_last_run_timestamp_seconds", "Unix time the last backup run finished.", "gauge", fmt.Sprint(m.Finished.Unix()))
+	w("regctl_backup_duration_seconds", "Duration of the last backup run.", "gauge", fmt.Sprintf("%.3f", m.Duration.Seconds()))
+	if s := m.Snapshot; s != nil {
+		w("regctl_backup_images", "Tagged images in the last snapshot.", "gauge", fmt.Sprint(s.Images()))
+		w("regctl_backup_blobs", "Blobs the last snapshot references.", "gauge", fmt.Sprint(s.Stats.Blobs))
+		w("regctl_backup_bytes", "Bytes the last snapshot references.", "gauge", fmt.Sprint(s.Stats.Bytes))
+		w("regctl_backup_transferred_bytes", "Bytes the last run transferred (new blobs).", "gauge", fmt.Sprint(s.Stats.NewBytes))
+	}
+	return b.String()
+}

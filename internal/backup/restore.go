@@ -1,0 +1,192 @@
+package backup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/regctl-dev/regctl/internal/registry"
+)
+
+// RestoreResult reports what a restore did (or, with DryRun, would do).
+type RestoreResult struct {
+	Snapshot         string   `json:"snapshot"`
+	Repositories     []string `json:"repositories"`
+	ManifestsPushed  int      `json:"manifestsPushed"`
+	ManifestsPresent int      `json:"manifestsPresent"`
+	BlobsPushed      int      `json:"blobsPushed"`
+	BlobsPresent     int      `json:"blobsPresent"`
+	BytesPushed      int64    `json:"bytesPushed"`
+	TagsSet          int      `json:"tagsSet"`
+	TagsPresent      int      `json:"tagsPresent"`
+	DryRun           bool     `json:"dryRun"`
+}
+
+// Restore pushes a snapshot's selected repositories into reg: blobs and manifests the registry lacks
+// (children before the indexes that list them), every byte verified against its digest as it is read
+// from the store, then the tags (signature tags included). What the registry has is skipped.
+func Restore(ctx context.Context, s Store, snap *Snapshot, reg registry.Registry, o Options) (*RestoreResult, error) {
+	o.defaults()
+	res := &RestoreResult{Snapshot: snap.ID, Repositories: []string{}, DryRun: o.DryRun}
+	for _, rs := range snap.Repos {
+		if !MatchRepo(o.Repos, rs.Name) {
+			continue
+		}
+		res.Repositories = append(res.Repositories, rs.Name)
+		if err := restoreRepo(ctx, s, rs, reg, o, res); err != nil {
+			return res, fmt.Errorf("restoring %s: %w", rs.Name, err)
+		}
+	}
+	if len(res.Repositories) == 0 {
+		return res, fmt.Errorf("snapshot %s has no repository matching %v", snap.ID, o.Repos)
+	}
+	return res, nil
+}
+
+func restoreRepo(ctx context.Context, s Store, rs RepoSnapshot, reg registry.Registry, o Options, res *RestoreResult) error {
+	ref, err := registry.RepositoryRef(reg, rs.Name)
+	if err != nil {
+		return err
+	}
+	if !o.DryRun {
+		if _, err := reg.EnsureRepository(ctx, rs.Name, registry.RepositorySpec{}); err != nil {
+			return err
+		}
+	}
+	opts := append(reg.Remote(), remote.WithContext(ctx))
+	raws := map[string][]byte{}
+	for _, m := range rs.Manifests {
+		d, err := v1.NewHash(m.Digest)
+		if err != nil {
+			return err
+		}
+		raw, err := readBlob(ctx, s, d)
+		if err != nil {
+			return fmt.Errorf("manifest %s from the backup: %w", m.Digest, err)
+		}
+		raws[m.Digest] = raw
+		if present(ref.Digest(m.Digest), opts) {
+			res.ManifestsPresent++
+			continue
+		}
+		blobs, _, err := manifestBlobs(raw)
+		if err != nil {
+			return err
+		}
+		for _, b := range blobs {
+			pushed, err := pushBlob(ctx, s, ref, b, opts, o.DryRun)
+			if err != nil {
+				return err
+			}
+			if pushed {
+				res.BlobsPushed++
+				res.BytesPushed += b.Size
+			} else {
+				res.BlobsPresent++
+			}
+		}
+		res.ManifestsPushed++
+		if o.DryRun {
+			continue
+		}
+		if err := remote.Put(ref.Digest(m.Digest), rawManifest{raw, m.MediaType}, opts...); err != nil {
+			return fmt.Errorf("pushing manifest %s: %w", m.Digest, err)
+		}
+	}
+	tags := make([]string, 0, len(rs.Tags))
+	for t := range rs.Tags {
+		tags = append(tags, t)
+	}
+	sort.Strings(tags)
+	byDigest := map[string]Descriptor{}
+	for _, m := range rs.Manifests {
+		byDigest[m.Digest] = m
+	}
+	for _, t := range tags {
+		d := rs.Tags[t]
+		if cur, err := remote.Head(ref.Tag(t), opts...); err == nil && cur.Digest.String() == d {
+			res.TagsPresent++
+			continue
+		}
+		res.TagsSet++
+		if o.DryRun {
+			continue
+		}
+		if err := remote.Put(ref.Tag(t), rawManifest{raws[d], byDigest[d].MediaType}, opts...); err != nil {
+			return fmt.Errorf("tagging %s: %w", ref.Tag(t), err)
+		}
+	}
+	return nil
+}
+
+func present(ref name.Reference, opts []remote.Option) bool {
+	_, err := remote.Head(ref, opts...)
+	return err == nil
+}
+
+// pushBlob uploads a blob from the store unless the registry has it.
+func pushBlob(ctx context.Context, s Store, repo name.Repository, b v1.Descriptor, opts []remote.Option, dryRun bool) (bool, error) {
+	if l, err := remote.Layer(repo.Digest(b.Digest.String()), opts...); err == nil {
+		if _, err := l.Size(); err == nil {
+			return false, nil
+		} else if !isNotFound(err) {
+			return false, err
+		}
+	}
+	if dryRun {
+		return true, nil
+	}
+	layer, err := partial.CompressedToLayer(&storedBlob{ctx: ctx, s: s, d: b})
+	if err != nil {
+		return false, err
+	}
+	if err := remote.WriteLayer(repo, layer, opts...); err != nil {
+		return false, fmt.Errorf("pushing blob %s: %w", b.Digest, err)
+	}
+	return true, nil
+}
+
+func isNotFound(err error) bool {
+	var terr *transport.Error
+	return errors.As(err, &terr) && terr.StatusCode == http.StatusNotFound
+}
+
+// storedBlob is a blob in the store as a go-containerregistry layer, read (and verified) on demand.
+type storedBlob struct {
+	ctx context.Context
+	s   Store
+	d   v1.Descriptor
+}
+
+func (b *storedBlob) Digest() (v1.Hash, error)            { return b.d.Digest, nil }
+func (b *storedBlob) Size() (int64, error)                { return b.d.Size, nil }
+func (b *storedBlob) MediaType() (types.MediaType, error) { return b.d.MediaType, nil }
+func (b *storedBlob) Compressed() (io.ReadCloser, error) {
+	rc, err := b.s.Get(b.ctx, blobKey(b.d.Digest))
+	if err != nil {
+		return nil, fmt.Errorf("blob %s from the backup: %w", b.d.Digest, err)
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{newVerifier(rc, b.d.Digest, b.d.Size), rc}, nil
+}
+
+// rawManifest pushes manifest bytes exactly as stored, so the digest is unchanged.
+type rawManifest struct {
+	raw []byte
+	mt  types.MediaType
+}
+
+func (m rawManifest) RawManifest() ([]byte, error)        { return m.raw, nil }
+func (m rawManifest) MediaType() (types.MediaType, error) { return m.mt, nil }
