@@ -298,11 +298,14 @@ A re-run with nothing to expire says so and exits 0.`,
 				images += p.Summary.Expire
 				manifests += p.Summary.Manifests
 			}
+			printed := false
 			finish := func(msg string, err error) error {
 				out.Message = msg
 				if f.Format() == ui.FormatTable {
-					if rerr := renderPlans(f, plans); rerr != nil {
-						return rerr
+					if !printed {
+						if rerr := renderPlans(f, plans); rerr != nil {
+							return rerr
+						}
 					}
 					fmt.Fprintln(f.IO.Out, msg)
 				} else if rerr := f.Render(out, nil); rerr != nil {
@@ -323,6 +326,7 @@ A re-run with nothing to expire says so and exits 0.`,
 				if err := renderPlans(f, plans); err != nil {
 					return err
 				}
+				printed = true
 				fmt.Fprintf(f.IO.ErrOut, "Delete %d images (%d manifests)? [y/N] ", images, manifests)
 				answer, _ := bufio.NewReader(f.IO.In).ReadString('\n')
 				if a := strings.ToLower(strings.TrimSpace(answer)); a != "y" && a != "yes" {
@@ -330,16 +334,23 @@ A re-run with nothing to expire says so and exits 0.`,
 				}
 			}
 			var failures []error
-			deleted := 0
+			deleted, skipped := 0, 0
 			for _, p := range plans {
 				r := lifecycle.Apply(cmd.Context(), regs[p.Registry+"/"+p.Repository], p, jobs, f.Logger())
 				out.Results = append(out.Results, r)
 				deleted += len(r.Deleted)
+				for _, s := range r.Skipped {
+					skipped += len(s.Digests)
+					f.Notef("kept %s: %s", strings.Join(s.Digests, ", "), s.Reason)
+				}
 				if err := r.Err(); err != nil {
 					failures = append(failures, err)
 				}
 			}
 			msg := fmt.Sprintf("deleted %d manifests for %d expired images", deleted, images)
+			if skipped > 0 {
+				msg += fmt.Sprintf("; kept %d manifests the plan would have deleted (see above)", skipped)
+			}
 			if len(failures) > 0 {
 				return finish(msg, fmt.Errorf("partial failure: %w", errors.Join(failures...)))
 			}

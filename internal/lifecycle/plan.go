@@ -67,6 +67,8 @@ type RepoPlan struct {
 	// Deletes lists what apply deletes, one group per expired image: the image first, then what goes
 	// with it (platform manifests, signatures, attestations, SBOMs), in that order.
 	Deletes [][]string `json:"deletes"`
+	// DeleteAfter are deletes that wait for the groups (manifests shared by several expired indexes).
+	DeleteAfter []Deferred `json:"deleteAfter"`
 }
 
 // Summary counts a plan.
@@ -90,7 +92,7 @@ const NoteUnlisted = "untagged manifests that no tag or index reaches cannot be 
 //   - attached artifacts are deleted with their subject, and only then.
 func BuildPlan(p *Policy, regName, repo string, images []registry.Image, age AgeSource, now time.Time) *RepoPlan {
 	plan := &RepoPlan{Registry: regName, Repository: repo, Engine: "regctl", AgeSource: age, EvaluateAt: now.UTC(),
-		Items: []PlanItem{}, Notes: []string{}, Deletes: [][]string{}}
+		Items: []PlanItem{}, Notes: []string{}, Deletes: [][]string{}, DeleteAfter: []Deferred{}}
 	byDigest := make(map[v1.Hash]*registry.Image, len(images))
 	for i := range images {
 		byDigest[images[i].Digest] = &images[i]
@@ -216,10 +218,11 @@ func BuildPlan(p *Policy, regName, repo string, images []registry.Image, age Age
 		}
 		plan.Items = append(plan.Items, it)
 	}
-	plan.Deletes = deletionGroups(images, remove, byDigest)
+	plan.Deletes, plan.DeleteAfter = deletionGroups(images, remove, byDigest)
 	for _, g := range plan.Deletes {
 		plan.Summary.Manifests += len(g)
 	}
+	plan.Summary.Manifests += len(plan.DeleteAfter)
 	sort.SliceStable(plan.Items, func(i, j int) bool { return itemTime(plan.Items[i]).After(itemTime(plan.Items[j])) })
 	return plan
 }
@@ -275,10 +278,12 @@ func isCandidate(img *registry.Image) bool {
 }
 
 // deletionGroups orders deletes: each expired image (oldest first) starts a group, followed by the
-// platform manifests and attached artifacts that go with it, so a failure part-way never leaves a
-// signature without its image or an index without its platforms.
-func deletionGroups(images []registry.Image, remove map[v1.Hash]bool, byDigest map[v1.Hash]*registry.Image) [][]string {
+// platform manifests only it lists and the artifacts attached to them, so a failure part-way never
+// leaves an index without its platforms. A platform manifest listed by several expired indexes is
+// deferred: apply deletes it after the groups, and only if every index listing it was deleted.
+func deletionGroups(images []registry.Image, remove map[v1.Hash]bool, byDigest map[v1.Hash]*registry.Image) ([][]string, []Deferred) {
 	done := map[v1.Hash]bool{}
+	var deferred []Deferred
 	var add func(group *[]string, d v1.Hash)
 	add = func(group *[]string, d v1.Hash) {
 		if done[d] || !remove[d] {
@@ -287,9 +292,20 @@ func deletionGroups(images []registry.Image, remove map[v1.Hash]bool, byDigest m
 		done[d] = true
 		*group = append(*group, d.String())
 		for _, c := range byDigest[d].Children {
-			if child, ok := byDigest[c]; ok && allIn(child.Parents, done) {
-				add(group, c)
+			child, ok := byDigest[c]
+			if !ok || done[c] || !remove[c] {
+				continue
 			}
+			if len(child.Parents) == 1 {
+				add(group, c)
+				continue
+			}
+			done[c] = true
+			after := make([]string, len(child.Parents))
+			for i, p := range child.Parents {
+				after[i] = p.String()
+			}
+			deferred = append(deferred, Deferred{Digest: c.String(), After: after})
 		}
 		for i := range images {
 			if s := images[i].Subject; s != nil && *s == d {
@@ -310,7 +326,15 @@ func deletionGroups(images []registry.Image, remove map[v1.Hash]bool, byDigest m
 		add(&g, r.Digest)
 		groups = append(groups, g)
 	}
-	// A platform manifest shared by two expired indexes joins the group of the last one to go.
+	// Artifacts attached to a deferred manifest follow it.
+	for i := 0; i < len(deferred); i++ {
+		for j := range images {
+			if s := images[j].Subject; s != nil && s.String() == deferred[i].Digest && remove[images[j].Digest] && !done[images[j].Digest] {
+				done[images[j].Digest] = true
+				deferred = append(deferred, Deferred{Digest: images[j].Digest.String(), After: []string{deferred[i].Digest}})
+			}
+		}
+	}
 	for i := range images {
 		if remove[images[i].Digest] && !done[images[i].Digest] {
 			var g []string
@@ -318,7 +342,14 @@ func deletionGroups(images []registry.Image, remove map[v1.Hash]bool, byDigest m
 			groups = append(groups, g)
 		}
 	}
-	return groups
+	return groups, deferred
+}
+
+// Deferred is a delete that waits for others: a manifest several expired indexes list goes only
+// once all of them are gone.
+type Deferred struct {
+	Digest string   `json:"digest"`
+	After  []string `json:"after"`
 }
 
 func allIn(list []v1.Hash, set map[v1.Hash]bool) bool {
