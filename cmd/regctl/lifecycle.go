@@ -154,7 +154,10 @@ func (pf *planFlags) plans(cmd *cobra.Command, f *Factory, targets []string) ([]
 	var list []target
 	for _, arg := range targets {
 		if pf.prefix != "" {
-			reg, err := res.Registry(strings.SplitN(arg, "/", 2)[0])
+			if strings.Contains(arg, "/") {
+				return nil, nil, usageError(fmt.Errorf("%q: with --prefix, name only the registry (got a path too)", arg))
+			}
+			reg, err := res.Registry(arg)
 			if err != nil {
 				return nil, nil, err
 			}
