@@ -18,6 +18,7 @@ import (
 	"github.com/regctl-dev/regctl/internal/build"
 	"github.com/regctl-dev/regctl/internal/exitcode"
 	"github.com/regctl-dev/regctl/internal/registry"
+	"github.com/regctl-dev/regctl/internal/scan"
 	"github.com/regctl-dev/regctl/internal/sign"
 	"github.com/regctl-dev/regctl/internal/ui"
 )
@@ -130,7 +131,7 @@ regctl's own auth for the registry; no docker login step. --dry-run prints the c
 			o := &build.Options{Context: contextDir, Dockerfile: dockerfile, Repo: repoRef, ECR: reg.Type() == "ecr",
 				Insecure: reg.Insecure() || isLoopback(reg.Host()), Version: version, Platforms: plats, BuildArgs: user, Tags: tags, Git: git,
 				Created: f.Now().UTC().Format("2006-01-02T15:04:05Z"), Builder: which, WorkDir: work,
-				AuthDir: filepath.Join(work, "auth"), ID: hex.EncodeToString(id)}
+				AuthDir: filepath.Join(work, "auth"), UserDockerConfig: userDockerConfig(f), ID: hex.EncodeToString(id)}
 			rep := &build.Report{Repository: repoRef.String(), Tags: tags, Platforms: plats, Builder: which, BuilderWhy: why,
 				Git: git, Version: version, Labels: build.Labels(git, version, o.Created), Published: []string{}, DryRun: dryRun}
 			f.Notef("builder: %s (%s); tags: %s", which, why, strings.Join(tags, ", "))
@@ -144,10 +145,14 @@ regctl's own auth for the registry; no docker login step. --dry-run prints the c
 			if err != nil {
 				return err
 			}
-			if err := build.WriteAuthDir(o.AuthDir, map[string]authn.Authenticator{reg.Host(): auth}); err != nil {
+			userCfg, _ := os.ReadFile(filepath.Join(o.UserDockerConfig, "config.json"))
+			if err := build.WriteAuthDir(o.AuthDir, userCfg, map[string]authn.Authenticator{reg.Host(): auth}); err != nil {
 				return err
 			}
 			var hooks build.Hooks
+			// build-and-push.sh blocks on any CRITICAL or HIGH (trivy --severity CRITICAL,HIGH
+			// --exit-code 1), stricter than security-scan.sh: build-push keeps the script's gate.
+			sf.defaultGate = &scan.Gate{FailOn: map[string]int{"CRITICAL": 0, "HIGH": 0}, Source: "default (build-and-push.sh)"}
 			if doScan {
 				hooks.Scan = func(ctx context.Context, digestRef string) (any, error) {
 					f.Notef("scanning %s before tagging", digestRef)
@@ -195,6 +200,17 @@ regctl's own auth for the registry; no docker login step. --dry-run prints the c
 	fl.StringVar(&commit, "commit", "", "commit instead of what git says")
 	sf.registerGate(fl)
 	return cmd
+}
+
+// userDockerConfig is $DOCKER_CONFIG, else ~/.docker.
+func userDockerConfig(f *Factory) string {
+	if d := f.Getenv("DOCKER_CONFIG"); d != "" {
+		return d
+	}
+	if h := f.Getenv("HOME"); h != "" {
+		return filepath.Join(h, ".docker")
+	}
+	return ""
 }
 
 // isLoopback: go-containerregistry speaks plain HTTP to localhost registries by itself; the builders

@@ -27,6 +27,8 @@ type scanFlags struct {
 	ignoreUnfixed, skipDBUpdate                                        bool
 	cvss                                                               float64
 	reports                                                            []string
+	// defaultGate replaces scan.DefaultGate when neither flags nor the config set one.
+	defaultGate *scan.Gate
 }
 
 func (f *Factory) defaultCacheDir() string {
@@ -154,6 +156,9 @@ func scanOutcome(cmd *cobra.Command, f *Factory, sf *scanFlags, images []string,
 
 	// The gate: --gate-policy, else --fail-on, else the config's, else the script's default.
 	gate := scan.DefaultGate()
+	if sf.defaultGate != nil {
+		gate = *sf.defaultGate
+	}
 	switch {
 	case sf.gatePolicy != "" && sf.failOn != "":
 		return nil, usageError(errors.New("--gate-policy and --fail-on are exclusive"))
@@ -262,7 +267,7 @@ func scanOutcome(cmd *cobra.Command, f *Factory, sf *scanFlags, images []string,
 		}
 	}
 	out.Findings = scan.Findings(out.Targets)
-	out.Gate = gate.Evaluate(out.Findings)
+	out.Gate = gate.EvaluateTargets(out.Targets)
 
 	for _, rf := range files {
 		var buf bytes.Buffer

@@ -29,7 +29,7 @@ func TestScanThroughTheCLI(t *testing.T) {
 
 	// Default gate (security-scan.sh): 2 CRITICAL > 0 -> exit 3, naming the findings.
 	out, errOut, code := c.run(scanArgs(host + "/app:vulnerable")...)
-	if code != exitcode.Violation || !strings.Contains(errOut, "scan gate failed: CRITICAL: 2 findings, at most 0 allowed") ||
+	if code != exitcode.Violation || !strings.Contains(errOut, "app:vulnerable: CRITICAL: 2 findings, at most 0 allowed") ||
 		!strings.Contains(errOut, "CVE-2024-5535 (libcrypto3 3.3.0-r2)") {
 		t.Fatalf("default gate: exit %d\n%s\n%s", code, out, errOut)
 	}

@@ -9,15 +9,28 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 )
 
-// WriteAuthDir writes a docker-style config.json holding the registry's credentials (resolved by
-// regctl's own auth chain) for the builder, in a private directory, so no `docker login` is needed
-// and nothing is left behind: the caller removes the directory after the build. The file always
-// exists, even with no credentials, because buildah refuses a DOCKER_CONFIG without config.json.
-func WriteAuthDir(dir string, creds map[string]authn.Authenticator) error {
+// WriteAuthDir writes a docker-style config.json for the builder in a private directory: the user's
+// own config (logins and credential helpers for other registries, e.g. a private base image) with the
+// target registry's credentials, resolved by regctl's auth chain, added — so no `docker login` is
+// needed and nothing is left behind (the caller removes the directory). The file always exists,
+// because buildah refuses a DOCKER_CONFIG without config.json.
+func WriteAuthDir(dir string, userConfig []byte, creds map[string]authn.Authenticator) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
+	out := map[string]any{}
+	var user map[string]json.RawMessage
+	if len(userConfig) > 0 && json.Unmarshal(userConfig, &user) == nil {
+		for _, k := range []string{"credHelpers", "credsStore"} {
+			if v, ok := user[k]; ok {
+				out[k] = v
+			}
+		}
+	}
 	auths := map[string]map[string]string{}
+	if raw, ok := user["auths"]; ok {
+		_ = json.Unmarshal(raw, &auths)
+	}
 	for host, a := range creds {
 		cfg, err := a.Authorization()
 		if err != nil {
@@ -36,7 +49,8 @@ func WriteAuthDir(dir string, creds map[string]authn.Authenticator) error {
 		}
 		auths[host] = entry
 	}
-	raw, err := json.Marshal(map[string]any{"auths": auths})
+	out["auths"] = auths
+	raw, err := json.Marshal(out)
 	if err != nil {
 		return err
 	}

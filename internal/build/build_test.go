@@ -89,6 +89,14 @@ func TestBuildxArgv(t *testing.T) {
 	if env := strings.Join(cmds[0].Env, " "); !strings.Contains(env, "DOCKER_CONFIG=/w/auth") {
 		t.Errorf("buildx env: %s", env)
 	}
+	o.UserDockerConfig = "/home/dev/.docker"
+	if env := strings.Join(o.Commands()[0].Env, " "); !strings.Contains(env, "BUILDX_CONFIG=/home/dev/.docker/buildx") {
+		t.Errorf("the user's buildx builders must stay in use: %s", env)
+	}
+	// User build args may carry tokens: masked when printed.
+	if s := o.Commands()[0].String(); !strings.Contains(s, "--build-arg EXTRA=***") || strings.Contains(s, "EXTRA=1") {
+		t.Errorf("masked command: %s", s)
+	}
 	o.ECR, o.Insecure = true, true
 	argv := strings.Join(o.Commands()[0].Argv, " ")
 	if !strings.Contains(argv, "buildcache,mode=max,image-manifest=true,oci-mediatypes=true") || !strings.Contains(argv, "push=true,registry.insecure=true") {
@@ -171,7 +179,8 @@ func TestReadGitFromARealRepository(t *testing.T) {
 
 func TestWriteAuthDir(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "auth")
-	err := WriteAuthDir(dir, map[string]authn.Authenticator{
+	user := []byte(`{"auths":{"base.example.com":{"auth":"dXNlcjpwYXNz"},"registry.example.com":{"auth":"b2xkOm9sZA=="}},"credHelpers":{"gcr.io":"gcloud"},"proxies":{"x":1}}`)
+	err := WriteAuthDir(dir, user, map[string]authn.Authenticator{
 		"registry.example.com": &authn.Basic{Username: "ci", Password: "tok"},
 		"anon.example.com":     authn.Anonymous,
 	})
@@ -183,15 +192,19 @@ func TestWriteAuthDir(t *testing.T) {
 		t.Errorf("mode %v", st.Mode().Perm())
 	}
 	var cfg struct {
-		Auths map[string]map[string]string `json:"auths"`
+		Auths       map[string]map[string]string `json:"auths"`
+		CredHelpers map[string]string            `json:"credHelpers"`
+		Proxies     any                          `json:"proxies"`
 	}
 	raw, _ := os.ReadFile(filepath.Join(dir, "config.json"))
 	json.Unmarshal(raw, &cfg)
-	if len(cfg.Auths) != 1 || cfg.Auths["registry.example.com"]["auth"] != base64.StdEncoding.EncodeToString([]byte("ci:tok")) {
+	// regctl's credentials replace the user's for the target; the user's other logins and helpers stay.
+	if len(cfg.Auths) != 2 || cfg.Auths["registry.example.com"]["auth"] != base64.StdEncoding.EncodeToString([]byte("ci:tok")) ||
+		cfg.Auths["base.example.com"]["auth"] != "dXNlcjpwYXNz" || cfg.CredHelpers["gcr.io"] != "gcloud" || cfg.Proxies != nil {
 		t.Errorf("config.json: %s", raw)
 	}
 	empty := filepath.Join(t.TempDir(), "empty")
-	if err := WriteAuthDir(empty, nil); err != nil {
+	if err := WriteAuthDir(empty, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	if raw, _ := os.ReadFile(filepath.Join(empty, "config.json")); string(raw) != `{"auths":{}}` {

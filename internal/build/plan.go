@@ -39,7 +39,10 @@ type Options struct {
 	// docker-style config.json with the registry's credentials (so no separate `docker login`).
 	WorkDir string
 	AuthDir string
-	ID      string // unique name for this build's local images
+	// UserDockerConfig is the user's docker config directory; buildx keeps its builders there
+	// (BUILDX_CONFIG), so the user's current builder stays in use.
+	UserDockerConfig string
+	ID               string // unique name for this build's local images
 }
 
 // DetectBuilder resolves "auto": buildx when `docker buildx` works (it needs a Docker engine or a
@@ -97,6 +100,9 @@ func (o *Options) Commands() []Cmd {
 	env := []string{}
 	if o.AuthDir != "" {
 		env = append(env, "DOCKER_CONFIG="+o.AuthDir, "REGISTRY_AUTH_FILE="+filepath.Join(o.AuthDir, "config.json"))
+		if o.UserDockerConfig != "" {
+			env = append(env, "BUILDX_CONFIG="+filepath.Join(o.UserDockerConfig, "buildx"))
+		}
 	}
 	if o.Builder == BuilderBuildx {
 		cache := "type=registry,ref=" + o.Repo.Tag("buildcache").String()
@@ -113,7 +119,7 @@ func (o *Options) Commands() []Cmd {
 		argv = append(argv, sortedFlags("--build-arg", args)...)
 		argv = append(argv, sortedFlags("--label", labels)...)
 		argv = append(argv, "--output", output, "--metadata-file", o.MetadataFile(), "-f", o.dockerfile(), o.Context)
-		return []Cmd{{Dir: o.Context, Env: env, Argv: argv}}
+		return []Cmd{{Dir: o.Context, Env: env, Argv: argv, Mask: o.masked()}}
 	}
 
 	base := []string{"buildah", "--root", filepath.Join(o.WorkDir, "storage"), "--runroot", filepath.Join(o.WorkDir, "run"), "--storage-driver", "vfs"}
@@ -133,7 +139,7 @@ func (o *Options) Commands() []Cmd {
 		argv = append(argv, sortedFlags("--build-arg", args)...)
 		argv = append(argv, sortedFlags("--label", labels)...)
 		argv = append(argv, "-f", o.dockerfile(), "-t", img, o.Context)
-		cmds = append(cmds, Cmd{Dir: o.Context, Env: env, Argv: argv})
+		cmds = append(cmds, Cmd{Dir: o.Context, Env: env, Argv: argv, Mask: o.masked()})
 	}
 	dest := "oci:" + o.LayoutDir() + ":build"
 	if len(images) == 1 {
@@ -146,6 +152,15 @@ func (o *Options) Commands() []Cmd {
 		cmds = append(cmds, Cmd{Argv: append(append([]string{}, base...), "manifest", "push", "--all", "--format", "oci", local, dest)})
 	}
 	return cmds
+}
+
+// masked are the user's build args, hidden in printed commands and reports.
+func (o *Options) masked() []string {
+	var m []string
+	for k, v := range o.BuildArgs {
+		m = append(m, k+"="+v)
+	}
+	return m
 }
 
 // Cleanup removes this build's local images from buildah's storage (best effort).

@@ -15,13 +15,22 @@ type Cmd struct {
 	Dir  string
 	Env  []string // added to the environment
 	Argv []string
+	// Mask lists arguments shown as KEY=*** by String (user build args may carry tokens).
+	Mask []string
 }
 
 // String renders the command for --dry-run and logs, shell-quoted.
 func (c Cmd) String() string {
 	parts := make([]string, len(c.Argv))
 	for i, a := range c.Argv {
-		if a == "" || strings.ContainsAny(a, " \t\"'$`\\|&;<>()*?[]{}") {
+		masked := false
+		for _, m := range c.Mask {
+			if a == m {
+				k, _, _ := strings.Cut(a, "=")
+				a, masked = k+"=***", true
+			}
+		}
+		if !masked && (a == "" || strings.ContainsAny(a, " \t\"'$`\\|&;<>()*?[]{}")) {
 			a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
 		}
 		parts[i] = a

@@ -88,6 +88,9 @@ func EnsureDB(ctx context.Context, o DBOptions) (DBStatus, error) {
 		}
 	case st.Present && (o.Skip || !st.Stale):
 		return st, nil
+	case st.Present && o.Now.Sub(st.DownloadedAt) < time.Hour:
+		// The mirror itself is stale: pulling it again within the hour would fetch the same DB.
+		return st, nil
 	case !st.Present && o.Skip:
 		return st, exitcode.With(exitcode.NotFound, fmt.Errorf("%w in %s and --skip-db-update forbids downloading one; %s", ErrNoDB, st.Dir, fix))
 	}
@@ -140,6 +143,10 @@ func pullDB(ctx context.Context, o DBOptions) error {
 	defer rc.Close()
 	if err := untarDB(rc, tmp); err != nil {
 		return err
+	}
+	// Read to the end: go-containerregistry checks the layer's digest at EOF.
+	if _, err := io.Copy(io.Discard, rc); err != nil {
+		return fmt.Errorf("the DB layer does not match its digest: %w", err)
 	}
 	mc := metadata.NewClient(tmp)
 	meta, err := mc.Get()

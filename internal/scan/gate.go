@@ -195,6 +195,32 @@ func (g Gate) Evaluate(findings []Finding) GateResult {
 	return res
 }
 
+// EvaluateTargets applies the gate to each scanned image (each platform) on its own: a scan of
+// several images, or of a multi-arch index, fails when any one of them fails, and the verdict names
+// it. Counts and blocking findings are the union, for reports.
+func (g Gate) EvaluateTargets(targets []Target) GateResult {
+	res := GateResult{Gate: g, Passed: true, Counts: map[string]int{}, Violations: []string{}, Blocking: []Finding{}}
+	for _, t := range targets {
+		r := g.Evaluate(Findings([]Target{t}))
+		for sev, n := range r.Counts {
+			res.Counts[sev] += n
+		}
+		if r.Passed {
+			continue
+		}
+		res.Passed = false
+		name := t.Reference
+		if t.Platform != "" && len(targets) > 1 {
+			name += " [" + t.Platform + "]"
+		}
+		for _, v := range r.Violations {
+			res.Violations = append(res.Violations, name+": "+v)
+		}
+		res.Blocking = append(res.Blocking, r.Blocking...)
+	}
+	return res
+}
+
 // Err is the gate's verdict as an error: nil, or exitcode.ErrViolation naming what blocked.
 func (r GateResult) Err() error {
 	if r.Passed {

@@ -308,3 +308,21 @@ func TestMultiPlatformIndex(t *testing.T) {
 		t.Errorf("--platform: %+v", only)
 	}
 }
+
+// Each image passes or fails on its own: two images with 4 HIGH each pass HIGH=5 although together
+// they have 8.
+func TestGatePerTarget(t *testing.T) {
+	fx := newFixture(t)
+	one := fx.scan(t, "app:vulnerable", scan.ScanOptions{})
+	two := append(append([]scan.Target{}, one...), one...)
+	two[1].Reference = "other/app:1"
+	g := scan.Gate{FailOn: map[string]int{"HIGH": 5}}
+	if r := g.EvaluateTargets(two); !r.Passed || r.Counts["HIGH"] != 8 {
+		t.Errorf("per-target gate: %+v", r)
+	}
+	g.FailOn["HIGH"] = 3
+	r := g.EvaluateTargets(two)
+	if r.Passed || len(r.Violations) != 2 || !strings.HasPrefix(r.Violations[1], "other/app:1 [linux/amd64]: HIGH: 4 findings") {
+		t.Errorf("violations must name the image: %+v", r.Violations)
+	}
+}

@@ -127,7 +127,7 @@ func signDigest(ctx context.Context, d name.Digest, sv signature.SignerVerifier,
 		if err != nil {
 			return res, err
 		}
-		if dup, err := alreadySignedOCI11(ctx, d, sv, opts); err == nil && dup {
+		if dup, err := alreadySignedOCI11(ctx, d, sv, annotations, opts); err == nil && dup {
 			res.Unchanged = true
 			return res, nil
 		}
@@ -174,8 +174,8 @@ func countSignatures(se oci.SignedEntity) (int, error) {
 }
 
 // alreadySignedOCI11 checks whether a referrer signature by this key already verifies for d.
-func alreadySignedOCI11(ctx context.Context, d name.Digest, sv signature.SignerVerifier, opts []ociremote.Option) (bool, error) {
-	_, _, err := cosign.VerifyImageSignatures(ctx, d, &cosign.CheckOpts{RegistryClientOpts: opts, SigVerifier: sv,
+func alreadySignedOCI11(ctx context.Context, d name.Digest, sv signature.SignerVerifier, annotations map[string]any, opts []ociremote.Option) (bool, error) {
+	_, _, err := cosign.VerifyImageSignatures(ctx, d, &cosign.CheckOpts{RegistryClientOpts: opts, SigVerifier: sv, Annotations: annotations,
 		IgnoreTlog: true, IgnoreSCT: true, ClaimVerifier: cosign.SimpleClaimVerifier, ExperimentalOCI11: true})
 	return err == nil, nil
 }
