@@ -234,6 +234,13 @@ func (o *OCI) Images(ctx context.Context, repo string) ([]Image, error) {
 		wave = next
 	}
 
+	// 2b. OCI 1.1 referrers that no tag reaches (signatures, SBOMs pushed with the referrers API).
+	// One probe tells whether the registry has the API; without it referrers use fallback tags,
+	// which step 1 already followed.
+	if err := f.fetchReferrers(); err != nil {
+		return nil, err
+	}
+
 	// 3. configs of image manifests (not of signatures and other artifacts: they are not aged)
 	var cfgs []v1.Hash
 	for _, m := range f.manifests {
@@ -280,6 +287,55 @@ type fetcher struct {
 	mu        sync.Mutex
 	manifests map[v1.Hash]*Manifest
 	configs   map[v1.Hash]*configInfo
+}
+
+// fetchReferrers asks the referrers API about every fetched manifest and fetches the referrers (and
+// theirs) it did not have yet. It stops at the first answer that says the API is not there.
+func (f *fetcher) fetchReferrers() error {
+	// A puller of its own: the shared one follows fallback tags, which step 1 did already.
+	rp, err := remote.NewPuller(append(append([]remote.Option{}, f.o.opts...), remote.WithReferrersTagFallback(false))...)
+	if err != nil {
+		return err
+	}
+	asked := map[v1.Hash]bool{}
+	for {
+		var todo []v1.Hash
+		for d, m := range f.manifests {
+			if !asked[d] && !m.Missing {
+				todo = append(todo, d)
+			}
+		}
+		if len(todo) == 0 {
+			return nil
+		}
+		sort.Slice(todo, func(i, j int) bool { return todo[i].String() < todo[j].String() })
+		var found []v1.Hash
+		for _, d := range todo {
+			asked[d] = true
+			idx, err := remote.Referrers(f.repo.Digest(d.String()), remote.Reuse(rp), remote.WithContext(f.ctx))
+			if err != nil {
+				if strings.Contains(err.Error(), "does not support the Referrers API") {
+					return nil
+				}
+				return fmt.Errorf("listing referrers of %s@%s: %w", f.repo, d, err)
+			}
+			im, err := idx.IndexManifest()
+			if err != nil {
+				return err
+			}
+			for _, r := range im.Manifests {
+				if _, have := f.manifests[r.Digest]; !have && !containsHash(found, r.Digest) {
+					found = append(found, r.Digest)
+				}
+			}
+		}
+		if len(found) == 0 {
+			return nil
+		}
+		if err := f.fetchManifests(found); err != nil {
+			return err
+		}
+	}
 }
 
 type configInfo struct {

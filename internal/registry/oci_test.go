@@ -14,6 +14,9 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/regctl-dev/regctl/internal/config"
@@ -343,5 +346,40 @@ func TestCredentialsFromPasswordEnvAgainstHtpasswd(t *testing.T) {
 	_, err = unset.Registry("auth")
 	if exitcode.Of(err) != exitcode.Usage || !strings.Contains(err.Error(), "REG_TOKEN is not set") {
 		t.Errorf("unset password env: %v", err)
+	}
+}
+
+// On a registry with the OCI 1.1 referrers API, a referrer that no tag reaches is listed with its
+// subject, so lifecycle deletes it together with the image.
+func TestReferrersAPIArtifactsAreListed(t *testing.T) {
+	srv := httptest.NewServer(ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0)), ggcrregistry.WithReferrersSupport(true)))
+	t.Cleanup(srv.Close)
+	reg := openHost(t, strings.TrimPrefix(srv.URL, "http://"))
+	r, _ := registry.RepositoryRef(reg, "app")
+	img, _ := sample.Image(sample.ImageSpec{Seed: "subject", Created: now})
+	if err := sample.Push(context.Background(), r.Tag("v1"), img, reg.Remote()...); err != nil {
+		t.Fatal(err)
+	}
+	d, _ := img.Digest()
+	sig, _ := sample.CosignSignature(r, d)
+	m, _ := img.Manifest()
+	size, _ := img.Size()
+	sbom := mutate.Subject(sig, v1.Descriptor{MediaType: m.MediaType, Digest: d, Size: size}).(v1.Image)
+	sd, _ := sbom.Digest()
+	if err := remote.Write(r.Digest(sd.String()), sbom, reg.Remote()...); err != nil {
+		t.Fatal(err)
+	}
+	images, err := reg.Images(context.Background(), "app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got *registry.Image
+	for i := range images {
+		if images[i].Digest == sd {
+			got = &images[i]
+		}
+	}
+	if got == nil || got.Subject == nil || *got.Subject != d || got.Kind != registry.KindSignature || len(got.Tags) != 0 {
+		t.Fatalf("referrer without a tag: %+v (listed %d manifests)", got, len(images))
 	}
 }
