@@ -36,6 +36,14 @@ const environmentHelp = `Environment variables:
                         registries without username/password in the config
   <password_env>        the variable a registry's password_env names holds its password or token
   HTTPS_PROXY, NO_PROXY standard proxy settings for registry traffic
+  COSIGN_PASSWORD       password of a cosign.key (sign, sign generate-key-pair, build-push --sign);
+                        set (even empty) it wins, else regctl asks on a terminal
+  XDG_CACHE_HOME        where the vulnerability DB is cached ($XDG_CACHE_HOME/regctl/trivy;
+                        default ~/.cache)
+  AWS_REGION, AWS_PROFILE, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN
+                        the AWS default credential chain, for awskms:// keys and s3:// backups
+  AWS_ENDPOINT_URL_S3   an S3-compatible endpoint for backups (path-style addressing is used)
+  AWS_CA_BUNDLE         extra CA certificates for AWS endpoints (KMS, S3)
 
 Precedence: config file < REGCTL_* environment < command-line flags.
 regctl never reads REGCTL_CONFIG or ~/.regctl (those belong to regclient's regctl).`
