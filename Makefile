@@ -28,7 +28,7 @@ lint: ## gofmt + go vet
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-bench: ## Go benchmarks (speed and memory); see docs/benchmarks.md
+bench: build ## Go benchmarks (speed and memory), side by side with peer tools where installed; see docs/benchmarks.md
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./...
 
 demo: build ## start the embedded registry on 127.0.0.1:5000, push samples, list them, stop
