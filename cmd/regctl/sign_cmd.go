@@ -228,6 +228,14 @@ annotation missing, or the tag now points at content that was never signed.`,
 			}); err != nil {
 				return err
 			}
+			if f.Format() == ui.FormatTable {
+				// The verified payloads themselves, one JSON document a line, as cosign prints them.
+				for _, v := range verified {
+					for _, p := range v.Payloads {
+						fmt.Fprintf(f.IO.Out, "%s\n", p)
+					}
+				}
+			}
 			if len(failures) > 0 {
 				return fmt.Errorf("%d of %d images failed verification: %w", len(failures), len(a), exitcode.ErrViolation)
 			}

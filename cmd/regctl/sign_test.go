@@ -43,9 +43,12 @@ func TestSignAndVerifyThroughTheCLI(t *testing.T) {
 	if len(verified) != 1 || verified[0].Digest != signed[0].Digest || len(verified[0].Payloads) != 1 {
 		t.Fatalf("verified: %+v", verified)
 	}
-	// sign.key from the config is used when --key is absent; verify finds its .pub.
+	// sign.key from the config is used when --key is absent; verify finds its .pub. The table output
+	// ends with the verified payloads.
 	c.env = append(c.env, "REGCTL_SIGN_KEY="+key)
-	c.ok("verify", img)
+	if out := c.ok("verify", img); !strings.Contains(out, `"docker-manifest-digest":"`+signed[0].Digest+`"`) || !strings.Contains(out, `"env":"prod"`) {
+		t.Errorf("verify table output lacks the payload:\n%s", out)
+	}
 
 	cases := []struct {
 		name string

@@ -2,17 +2,14 @@ package backup
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"sort"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/regctl-dev/regctl/internal/registry"
@@ -156,10 +153,7 @@ func pushBlob(ctx context.Context, s Store, repo name.Repository, b v1.Descripto
 	return true, nil
 }
 
-func isNotFound(err error) bool {
-	var terr *transport.Error
-	return errors.As(err, &terr) && terr.StatusCode == http.StatusNotFound
-}
+func isNotFound(err error) bool { return registry.IsNotFound(err) }
 
 // storedBlob is a blob in the store as a go-containerregistry layer, read (and verified) on demand.
 type storedBlob struct {

@@ -5,14 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"slices"
 	"sort"
 	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/regctl-dev/regctl/internal/registry"
@@ -182,20 +180,7 @@ func currentTags(ctx context.Context, reg registry.Registry, repo string, jobs i
 	return out, g.Wait()
 }
 
-func isNotFound(err error) bool {
-	var terr *transport.Error
-	if errors.As(err, &terr) {
-		if terr.StatusCode == http.StatusNotFound {
-			return true
-		}
-		for _, d := range terr.Errors {
-			if d.Code == transport.ManifestUnknownErrorCode || d.Code == transport.NameUnknownErrorCode {
-				return true
-			}
-		}
-	}
-	return false
-}
+func isNotFound(err error) bool { return registry.IsNotFound(err) }
 
 // Err summarises failures as one error (nil when nothing failed); it wraps the first underlying
 // error, so an authorisation failure still exits 4.

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
 
 // RetryTransport retries requests that failed for a passing reason: 429, 502, 503, 504 and (for
@@ -150,4 +152,23 @@ func redactURL(r *http.Request) string {
 	u.RawQuery = ""
 	u.User = nil
 	return u.String()
+}
+
+// IsNotFound reports whether a registry answered "not there": HTTP 404, or the distribution error
+// codes MANIFEST_UNKNOWN, BLOB_UNKNOWN or NAME_UNKNOWN.
+func IsNotFound(err error) bool {
+	var terr *transport.Error
+	if !errors.As(err, &terr) {
+		return false
+	}
+	if terr.StatusCode == http.StatusNotFound {
+		return true
+	}
+	for _, d := range terr.Errors {
+		switch d.Code {
+		case transport.ManifestUnknownErrorCode, transport.BlobUnknownErrorCode, transport.NameUnknownErrorCode:
+			return true
+		}
+	}
+	return false
 }

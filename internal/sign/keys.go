@@ -20,6 +20,7 @@ import (
 	_ "github.com/sigstore/sigstore/pkg/signature/kms/aws" // awskms://
 
 	"github.com/regctl-dev/regctl/internal/exitcode"
+	"github.com/regctl-dev/regctl/internal/fsutil"
 )
 
 // PassFunc returns the private key's password; confirm is set when creating a key (ask twice).
@@ -64,35 +65,13 @@ func GenerateKeyPair(prefix string, pf PassFunc, force bool) (privPath, pubPath 
 			return "", "", err
 		}
 	}
-	if err := writeFileAtomic(privPath, kb.PrivateBytes, 0o600); err != nil {
+	if err := fsutil.WriteFileAtomic(privPath, kb.PrivateBytes, 0o600); err != nil {
 		return "", "", err
 	}
-	if err := writeFileAtomic(pubPath, kb.PublicBytes, 0o644); err != nil {
+	if err := fsutil.WriteFileAtomic(pubPath, kb.PublicBytes, 0o644); err != nil {
 		return "", "", err
 	}
 	return privPath, pubPath, nil
-}
-
-// writeFileAtomic writes via a temp file and rename so a key file is never half written, and the
-// private key is never readable by others even for a moment.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
 
 // LoadSigner loads a private key file (decrypted with pf) or opens a KMS key.

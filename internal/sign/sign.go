@@ -7,12 +7,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"sort"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/sigstore/cosign/v2/pkg/cosign"
 	cremote "github.com/sigstore/cosign/v2/pkg/cosign/remote"
 	"github.com/sigstore/cosign/v2/pkg/oci"
@@ -23,6 +21,7 @@ import (
 	"github.com/sigstore/sigstore/pkg/signature/payload"
 
 	"github.com/regctl-dev/regctl/internal/exitcode"
+	"github.com/regctl-dev/regctl/internal/registry"
 )
 
 // Storage modes.
@@ -238,8 +237,7 @@ func Verify(ctx context.Context, remoteOpts []remote.Option, ref name.Reference,
 
 // classify maps "the image is not there" to exit 5; everything else keeps its code.
 func classify(ref name.Reference, err error) error {
-	var terr *transport.Error
-	if errors.As(err, &terr) && terr.StatusCode == http.StatusNotFound {
+	if registry.IsNotFound(err) {
 		return fmt.Errorf("%s: image not found in the registry: %w", ref, exitcode.ErrNotFound)
 	}
 	return fmt.Errorf("%s: %w", ref, err)
