@@ -27,7 +27,7 @@ by regctl on registries that have no lifecycle feature. The plan never deletes a
 index references; platform manifests and signatures, attestations and SBOMs are not images of their
 own and are deleted together with the image they belong to, and only then.`,
 	})
-	cmd.AddCommand(newLifecycleValidateCmd(f), newLifecyclePreviewCmd(f), newLifecycleApplyCmd(f))
+	cmd.AddCommand(newLifecycleValidateCmd(f), newLifecyclePreviewCmd(f), newLifecycleApplyCmd(f), newLifecycleGetCmd(f))
 	return cmd
 }
 
@@ -47,18 +47,6 @@ func readPolicyFile(f *Factory, path string) ([]byte, error) {
 		return nil, exitcode.With(exitcode.NotFound, err)
 	}
 	return data, err
-}
-
-func loadPolicy(f *Factory, path string) (*lifecycle.Policy, error) {
-	data, err := readPolicyFile(f, path)
-	if err != nil {
-		return nil, err
-	}
-	p, err := lifecycle.Parse(data)
-	if err != nil {
-		return nil, usageError(fmt.Errorf("%s: %w", path, err))
-	}
-	return p, nil
 }
 
 type policyValidation struct {
@@ -125,6 +113,7 @@ type planFlags struct {
 	file      string
 	prefix    string
 	ageSource string
+	raw       []byte // the policy text as read (stdin can be read once)
 }
 
 func (pf *planFlags) register(cmd *cobra.Command) {
@@ -139,10 +128,15 @@ func (pf *planFlags) plans(cmd *cobra.Command, f *Factory, targets []string) ([]
 	if err != nil {
 		return nil, nil, usageError(err)
 	}
-	policy, err := loadPolicy(f, pf.file)
+	raw, err := readPolicyFile(f, pf.file)
 	if err != nil {
 		return nil, nil, err
 	}
+	policy, err := lifecycle.Parse(raw)
+	if err != nil {
+		return nil, nil, usageError(fmt.Errorf("%s: %w", pf.file, err))
+	}
+	pf.raw = raw
 	res, err := f.Resolver()
 	if err != nil {
 		return nil, nil, err
@@ -269,7 +263,15 @@ type applyOutput struct {
 	DryRun  bool                     `json:"dryRun"`
 	Plans   []*lifecycle.RepoPlan    `json:"plans"`
 	Results []*lifecycle.ApplyResult `json:"results"`
+	Native  []nativeResult           `json:"native"`
 	Message string                   `json:"message"`
+}
+
+// nativeResult is a policy handed to a registry that applies lifecycle policies itself (ECR).
+type nativeResult struct {
+	Registry   string `json:"registry"`
+	Repository string `json:"repository"`
+	Status     string `json:"status"` // unchanged | put | would-put
 }
 
 func newLifecycleApplyCmd(f *Factory) *cobra.Command {
@@ -295,11 +297,41 @@ A re-run with nothing to expire says so and exits 0.`,
 			if err != nil {
 				return err
 			}
-			out := applyOutput{DryRun: dryRun, Plans: plans, Results: []*lifecycle.ApplyResult{}}
+			out := applyOutput{DryRun: dryRun, Plans: plans, Results: []*lifecycle.ApplyResult{}, Native: []nativeResult{}}
+			// Registries with native lifecycle (ECR) get the policy itself; the plan shown is regctl's
+			// evaluation of it. The stored policy is compared after normalising rule order: when it is
+			// the same, nothing is put.
+			policyText := pf.raw
+			want, _ := lifecycle.Parse(policyText)
+			wantCanon, _ := lifecycle.Canonical(want)
 			images, manifests := 0, 0
+			var clientPlans []*lifecycle.RepoPlan
 			for _, p := range plans {
-				images += p.Summary.Expire
-				manifests += p.Summary.Manifests
+				lp, ok := regs[p.Registry+"/"+p.Repository].(registry.LifecyclePolicies)
+				if !ok {
+					clientPlans = append(clientPlans, p)
+					images += p.Summary.Expire
+					manifests += p.Summary.Manifests
+					continue
+				}
+				p.Engine = "native (" + regs[p.Registry+"/"+p.Repository].Type() + " applies the policy itself; this plan is regctl's evaluation)"
+				status := "would-put"
+				if stored, err := lp.GetLifecyclePolicy(cmd.Context(), p.Repository); err == nil {
+					if cur, perr := lifecycle.Parse([]byte(stored)); perr == nil {
+						if canon, _ := lifecycle.Canonical(cur); string(canon) == string(wantCanon) {
+							status = "unchanged"
+						}
+					}
+				} else if exitcode.Of(err) != exitcode.NotFound {
+					return err
+				}
+				out.Native = append(out.Native, nativeResult{Registry: p.Registry, Repository: p.Repository, Status: status})
+			}
+			puts := 0
+			for _, n := range out.Native {
+				if n.Status == "would-put" {
+					puts++
+				}
 			}
 			printed := false
 			finish := func(msg string, err error) error {
@@ -317,14 +349,14 @@ A re-run with nothing to expire says so and exits 0.`,
 				return err
 			}
 			switch {
-			case images == 0:
-				return finish("nothing to do: no image expires", nil)
+			case images == 0 && puts == 0:
+				return finish("nothing to do: no image expires and every native policy is unchanged", nil)
 			case dryRun:
-				return finish(fmt.Sprintf("dry run: would delete %d images (%d manifests); nothing deleted", images, manifests), nil)
+				return finish(fmt.Sprintf("dry run: would delete %d images (%d manifests) and put %d native policies; nothing changed", images, manifests, puts), nil)
 			case maxDelete > 0 && images > maxDelete:
 				return finish("", exitcode.With(exitcode.Error, fmt.Errorf("the plan deletes %d images, more than --max-delete %d; nothing deleted", images, maxDelete)))
 			case !yes && !(f.IO.InTTY && f.IO.ErrTTY):
-				return finish("", usageError(fmt.Errorf("the plan deletes %d images (%d manifests); not on a terminal, so pass --yes to delete them; nothing deleted", images, manifests)))
+				return finish("", usageError(fmt.Errorf("the plan deletes %d images (%d manifests) and puts %d native policies; not on a terminal, so pass --yes; nothing changed", images, manifests, puts)))
 			case !yes:
 				if err := renderPlans(f, plans); err != nil {
 					return err
@@ -337,8 +369,19 @@ A re-run with nothing to expire says so and exits 0.`,
 				}
 			}
 			var failures []error
+			for i, n := range out.Native {
+				if n.Status != "would-put" {
+					continue
+				}
+				lp := regs[n.Registry+"/"+n.Repository].(registry.LifecyclePolicies)
+				if err := lp.PutLifecyclePolicy(cmd.Context(), n.Repository, string(policyText)); err != nil {
+					failures = append(failures, fmt.Errorf("%s: %w", n.Repository, err))
+					continue
+				}
+				out.Native[i].Status = "put"
+			}
 			deleted, skipped := 0, 0
-			for _, p := range plans {
+			for _, p := range clientPlans {
 				r := lifecycle.Apply(cmd.Context(), regs[p.Registry+"/"+p.Repository], p, jobs, f.Logger())
 				out.Results = append(out.Results, r)
 				deleted += len(r.Deleted)
@@ -350,7 +393,7 @@ A re-run with nothing to expire says so and exits 0.`,
 					failures = append(failures, err)
 				}
 			}
-			msg := fmt.Sprintf("deleted %d manifests for %d expired images", deleted, images)
+			msg := fmt.Sprintf("deleted %d manifests for %d expired images; put %d native policies", deleted, images, puts)
 			if skipped > 0 {
 				msg += fmt.Sprintf("; kept %d manifests the plan would have deleted (see above)", skipped)
 			}
@@ -366,4 +409,33 @@ A re-run with nothing to expire says so and exits 0.`,
 	cmd.Flags().IntVar(&maxDelete, "max-delete", 0, "delete nothing if the plan expires more images than this (0: no limit)")
 	cmd.Flags().IntVar(&jobs, "jobs", 4, "images deleted in parallel")
 	return cmd
+}
+
+func newLifecycleGetCmd(f *Factory) *cobra.Command {
+	return &cobra.Command{
+		Use:     "get REPO",
+		Short:   "Print the lifecycle policy a registry stores for a repository (ECR)",
+		Example: "  regctl lifecycle get prod/game-server",
+		Args:    args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			res, err := f.Resolver()
+			if err != nil {
+				return err
+			}
+			reg, repo, err := res.Repository(a[0])
+			if err != nil {
+				return err
+			}
+			lp, ok := reg.(registry.LifecyclePolicies)
+			if !ok {
+				return usageError(fmt.Errorf("%s is a %s registry, which stores no lifecycle policies; regctl applies them (lifecycle apply)", reg.Name(), reg.Type()))
+			}
+			text, err := lp.GetLifecyclePolicy(cmd.Context(), repo)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(f.IO.Out, text)
+			return nil
+		},
+	}
 }

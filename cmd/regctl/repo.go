@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
@@ -17,7 +18,7 @@ func newRepoCmd(f *Factory) *cobra.Command {
 		Use:   "repo",
 		Short: "List, inspect and create repositories",
 	})
-	cmd.AddCommand(newRepoListCmd(f), newRepoImagesCmd(f), newRepoCreateCmd(f))
+	cmd.AddCommand(newRepoListCmd(f), newRepoImagesCmd(f), newRepoCreateCmd(f), newRepoPolicyCmd(f))
 	return cmd
 }
 
@@ -277,4 +278,88 @@ exists ("exists") or not yet ("on-first-push"), and says that settings cannot be
 	fl.StringVar(&spec.TagMutability, "tag-mutability", "", "MUTABLE or IMMUTABLE (ECR)")
 	fl.StringArrayVar(&tags, "tag", nil, "resource tag key=value (repeatable)")
 	return cmd
+}
+
+func newRepoPolicyCmd(f *Factory) *cobra.Command {
+	cmd := group(&cobra.Command{Use: "policy", Short: "Get or set a repository's access policy (ECR)"})
+	policies := func(arg string) (registry.RepositoryPolicies, string, error) {
+		res, err := f.Resolver()
+		if err != nil {
+			return nil, "", err
+		}
+		reg, repo, err := res.Repository(arg)
+		if err != nil {
+			return nil, "", err
+		}
+		rp, ok := reg.(registry.RepositoryPolicies)
+		if !ok {
+			return nil, "", usageError(fmt.Errorf("%s is a %s registry, which has no repository policies", reg.Name(), reg.Type()))
+		}
+		if repo == "" {
+			return nil, "", usageError(fmt.Errorf("%q names a registry; give REGISTRY/REPO", arg))
+		}
+		return rp, repo, nil
+	}
+	var file string
+	set := &cobra.Command{
+		Use:     "set REPO -f POLICY.json",
+		Short:   "Replace the repository's access policy",
+		Example: "  regctl repo policy set prod/game-server -f ecr-repository-policy.json",
+		Args:    args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			data, err := readPolicyFile(f, file)
+			if err != nil {
+				return err
+			}
+			var doc map[string]any
+			if err := json.Unmarshal(data, &doc); err != nil {
+				return usageError(fmt.Errorf("%s: not valid JSON: %v", file, err))
+			}
+			rp, repo, err := policies(a[0])
+			if err != nil {
+				return err
+			}
+			if cur, err := rp.GetRepositoryPolicy(cmd.Context(), repo); err == nil && jsonEqual(cur, string(data)) {
+				f.Notef("%s: policy unchanged", repo)
+				return nil
+			}
+			if err := rp.SetRepositoryPolicy(cmd.Context(), repo, string(data)); err != nil {
+				return err
+			}
+			f.Notef("%s: policy set", repo)
+			return nil
+		},
+	}
+	set.Flags().StringVarP(&file, "policy", "f", "", "policy JSON file (- for stdin)")
+	get := &cobra.Command{
+		Use:     "get REPO",
+		Short:   "Print the repository's access policy",
+		Example: "  regctl repo policy get prod/game-server",
+		Args:    args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			rp, repo, err := policies(a[0])
+			if err != nil {
+				return err
+			}
+			text, err := rp.GetRepositoryPolicy(cmd.Context(), repo)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(f.IO.Out, text)
+			return nil
+		},
+	}
+	cmd.AddCommand(set, get)
+	return cmd
+}
+
+// jsonEqual compares two JSON documents by value.
+func jsonEqual(a, b string) bool {
+	var x, y any
+	if json.Unmarshal([]byte(a), &x) != nil || json.Unmarshal([]byte(b), &y) != nil {
+		return false
+	}
+	ra, _ := json.Marshal(x)
+	rb, _ := json.Marshal(y)
+	return string(ra) == string(rb)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/regctl-dev/regctl/internal/config"
+	"github.com/regctl-dev/regctl/internal/ecr"
 	"github.com/regctl-dev/regctl/internal/exitcode"
 	"github.com/regctl-dev/regctl/internal/registry"
 	"github.com/regctl-dev/regctl/internal/ui"
@@ -101,6 +102,7 @@ func (f *Factory) Resolver() (*registry.Resolver, error) {
 		Getenv:    f.Getenv,
 		Transport: f.Transport,
 		Logger:    f.Logger(),
+		Backends:  map[string]registry.Opener{config.TypeECR: ecr.Open},
 	}), nil
 }
 

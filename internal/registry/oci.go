@@ -258,6 +258,33 @@ func (o *OCI) Images(ctx context.Context, repo string) ([]Image, error) {
 	return Group(repo, tagDigests, f.manifests, created), nil
 }
 
+// FetchManifests fetches the manifests with the given digests and, recursively, the manifests their
+// indexes list, each once. Backends with their own image listing (ECR) use it to link indexes,
+// platforms and referrers the same way Images does.
+func (o *OCI) FetchManifests(ctx context.Context, repo string, digests []v1.Hash) (map[v1.Hash]*Manifest, error) {
+	r, err := RepositoryRef(o, repo)
+	if err != nil {
+		return nil, err
+	}
+	f := &fetcher{o: o, repo: r, ctx: ctx, manifests: map[v1.Hash]*Manifest{}, configs: map[v1.Hash]*configInfo{}}
+	wave := digests
+	for len(wave) > 0 {
+		if err := f.fetchManifests(wave); err != nil {
+			return nil, err
+		}
+		var next []v1.Hash
+		for _, d := range wave {
+			for _, c := range f.manifests[d].Children {
+				if _, seen := f.manifests[c.Digest]; !seen && !containsHash(next, c.Digest) {
+					next = append(next, c.Digest)
+				}
+			}
+		}
+		wave = next
+	}
+	return f.manifests, nil
+}
+
 func uniqueDigests(m map[string]v1.Hash) []v1.Hash {
 	seen := map[v1.Hash]bool{}
 	var out []v1.Hash

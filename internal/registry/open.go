@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -24,7 +25,13 @@ type Options struct {
 	Transport http.RoundTripper // base transport (tests inject a counting one); default a clone of http.DefaultTransport
 	Logger    *slog.Logger
 	Jobs      int // parallel requests per operation; default 8
+	// Backends open the registry types other than oci (ecr, harbor); main injects them, so this
+	// package does not import the cloud SDKs.
+	Backends map[string]Opener
 }
+
+// Opener opens one registry type.
+type Opener func(ctx context.Context, name string, rc config.Registry, opts Options) (Registry, error)
 
 func (o Options) logger() *slog.Logger {
 	if o.Logger == nil {
@@ -39,6 +46,9 @@ func Open(name string, rc config.Registry, opts Options) (Registry, error) {
 	case config.TypeOCI:
 		return newOCIFromConfig(name, rc, opts)
 	case config.TypeECR, config.TypeHarbor:
+		if open, ok := opts.Backends[rc.Type]; ok {
+			return open(context.Background(), name, rc, opts)
+		}
 		return nil, fmt.Errorf("registries.%s: the %s backend is not available in this build yet: %w", name, rc.Type, exitcode.ErrUsage)
 	}
 	return nil, fmt.Errorf("registries.%s.type: unknown registry type %q: %w", name, rc.Type, exitcode.ErrUsage)
@@ -47,7 +57,7 @@ func Open(name string, rc config.Registry, opts Options) (Registry, error) {
 func newOCIFromConfig(name string, rc config.Registry, opts Options) (*OCI, error) {
 	host, scheme := splitURL(rc.URL)
 	insecure := rc.Insecure || opts.Insecure || scheme == "http"
-	tr, err := baseTransport(opts.Transport, insecure, rc.CAFile)
+	tr, err := BaseTransport(opts.Transport, insecure, rc.CAFile)
 	if err != nil {
 		return nil, fmt.Errorf("registries.%s.ca_file: %w", name, err)
 	}
@@ -67,7 +77,9 @@ func splitURL(u string) (host, scheme string) {
 	return strings.TrimSuffix(u, "/"), scheme
 }
 
-func baseTransport(base http.RoundTripper, insecure bool, caFile string) (http.RoundTripper, error) {
+// BaseTransport is the transport a backend starts from: base (or the default), with TLS verification
+// off when insecure and caFile's certificates trusted.
+func BaseTransport(base http.RoundTripper, insecure bool, caFile string) (http.RoundTripper, error) {
 	if base != nil && !insecure && caFile == "" {
 		return base, nil
 	}

@@ -55,6 +55,7 @@ type EnsureStatus string
 const (
 	StatusCreated   EnsureStatus = "created"
 	StatusUnchanged EnsureStatus = "unchanged"     // existed with the same settings
+	StatusUpdated   EnsureStatus = "updated"       // existed; the settings that can change were changed
 	StatusExists    EnsureStatus = "exists"        // exists; the backend has no settings to compare
 	StatusOnPush    EnsureStatus = "on-first-push" // plain OCI registries create repositories on first push
 )

@@ -1,0 +1,70 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/regctl-dev/regctl/internal/ecr/ecrtest"
+	"github.com/regctl-dev/regctl/internal/exitcode"
+)
+
+// The guide's ECR section through the CLI, against the ECR emulator (real SDK, SigV4, token auth).
+func TestECRThroughTheCLI(t *testing.T) {
+	srv := ecrtest.Start(t) // also points the AWS SDK at its CA and test credentials
+	c := newCLI(t, os.Environ()...)
+	cfg := "default_registry: prod\nregistries:\n  prod:\n    type: ecr\n    region: us-east-1\n    account: \"" + ecrtest.Account + "\"\n" +
+		"    endpoint: " + srv.URL + "\n    ca_file: " + srv.CAFile + "\n"
+	if err := os.WriteFile(filepath.Join(c.workDir, "regctl.yaml"), []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	// aws ecr create-repository x3 -> one idempotent command; encryption cannot change afterwards.
+	out := c.ok("repo", "create", "game-server", "game-server/prometheus", "game-server/grafana", "--scan-on-push", "--encryption", "AES256", "-o", "json")
+	if strings.Count(out, `"status": "created"`) != 3 {
+		t.Fatalf("create:\n%s", out)
+	}
+	if out := c.ok("repo", "create", "game-server", "--scan-on-push", "--encryption", "AES256"); !strings.Contains(out, "unchanged") {
+		t.Errorf("second create:\n%s", out)
+	}
+	if _, errOut, code := c.run("repo", "create", "game-server", "--encryption", "KMS"); code != exitcode.Usage || !strings.Contains(errOut, "cannot change it after creation") {
+		t.Errorf("encryption change: exit %d %s", code, errOut)
+	}
+	if out := c.ok("repo", "list", "prod"); !strings.Contains(out, "game-server/grafana") {
+		t.Errorf("list:\n%s", out)
+	}
+
+	// aws ecr set-repository-policy / get-repository-policy
+	c.ok("repo", "policy", "set", "game-server", "-f", "../../testdata/ecr/ecr-repository-policy.json")
+	if out := c.ok("repo", "policy", "get", "game-server"); !strings.Contains(out, "Statement") {
+		t.Errorf("policy get:\n%s", out)
+	}
+
+	// aws ecr put-lifecycle-policy: validated locally, put natively, unchanged the second time.
+	policy := "../../testdata/lifecycle/ecr-lifecycle-policy.json"
+	if _, errOut, code := c.run("lifecycle", "apply", "-f", policy, "game-server"); code != exitcode.Usage || !strings.Contains(errOut, "pass --yes") {
+		t.Errorf("without --yes: exit %d %s", code, errOut)
+	}
+	var res applyOutput
+	if err := json.Unmarshal([]byte(c.ok("lifecycle", "apply", "-f", policy, "game-server", "--yes", "-o", "json")), &res); err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Native) != 1 || res.Native[0].Status != "put" || !strings.HasPrefix(res.Plans[0].Engine, "native") {
+		t.Fatalf("native apply: %+v", res.Native)
+	}
+	puts := srv.Calls("PutLifecyclePolicy")
+	if out := c.ok("lifecycle", "apply", "-f", policy, "game-server", "--yes"); !strings.Contains(out, "nothing to do") || srv.Calls("PutLifecyclePolicy") != puts {
+		t.Errorf("re-apply must not put again:\n%s", out)
+	}
+	if out := c.ok("lifecycle", "get", "game-server"); !strings.Contains(out, `"rulePriority":1`) {
+		t.Errorf("lifecycle get:\n%s", out)
+	}
+	if _, _, code := c.run("lifecycle", "get", "game-server/grafana"); code != exitcode.NotFound {
+		t.Errorf("no policy: exit %d", code)
+	}
+	if _, _, code := c.run("repo", "images", "missing-repo"); code != exitcode.NotFound {
+		t.Errorf("missing repository: exit %d", code)
+	}
+}

@@ -1,0 +1,153 @@
+package ecr_test
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/regctl-dev/regctl/internal/config"
+	"github.com/regctl-dev/regctl/internal/ecr"
+	"github.com/regctl-dev/regctl/internal/ecr/ecrtest"
+	"github.com/regctl-dev/regctl/internal/exitcode"
+	"github.com/regctl-dev/regctl/internal/lifecycle"
+	"github.com/regctl-dev/regctl/internal/registry"
+	"github.com/regctl-dev/regctl/internal/sample"
+)
+
+var now = time.Date(2026, 6, 30, 0, 0, 0, 0, time.UTC)
+
+func open(t *testing.T) (*ecrtest.Server, *ecr.ECR) {
+	t.Helper()
+	srv := ecrtest.Start(t)
+	srv.Now = func() time.Time { return now }
+	reg, err := ecr.Open(context.Background(), "prod", config.Registry{Type: "ecr", Region: ecrtest.Region, Account: ecrtest.Account,
+		Endpoint: srv.URL, CAFile: srv.CAFile}, registry.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv, reg.(*ecr.ECR)
+}
+
+func TestRepositoriesAreIdempotentAndEncryptionIsFixed(t *testing.T) {
+	srv, e := open(t)
+	ctx := context.Background()
+	spec := registry.RepositorySpec{ScanOnPush: true, Encryption: "AES256"}
+	for _, name := range []string{"game-server", "game-server/prometheus", "game-server/grafana"} {
+		res, err := e.EnsureRepository(ctx, name, spec)
+		if err != nil || res.Status != registry.StatusCreated {
+			t.Fatalf("%s: %+v %v", name, res, err)
+		}
+	}
+	if res, err := e.EnsureRepository(ctx, "game-server", spec); err != nil || res.Status != registry.StatusUnchanged {
+		t.Errorf("second create: %+v %v", res, err)
+	}
+	if res, err := e.EnsureRepository(ctx, "game-server", registry.RepositorySpec{ScanOnPush: false, TagMutability: "IMMUTABLE"}); err != nil ||
+		res.Status != registry.StatusUpdated || !strings.Contains(res.Message, "tag mutability IMMUTABLE") {
+		t.Errorf("update: %+v %v", res, err)
+	}
+	_, err := e.EnsureRepository(ctx, "game-server", registry.RepositorySpec{Encryption: "KMS"})
+	if exitcode.Of(err) != exitcode.Usage || !strings.Contains(err.Error(), "cannot change it after creation") {
+		t.Errorf("encryption change: %v", err)
+	}
+	if _, err := e.EnsureRepository(ctx, "Game_Server", registry.RepositorySpec{}); exitcode.Of(err) != exitcode.Usage || !strings.Contains(err.Error(), "InvalidParameterException") {
+		t.Errorf("invalid name: %v", err)
+	}
+	// DescribeRepositories pages by 2 in the emulator: all three come back.
+	repos, err := e.Repositories(ctx, "game-server")
+	if err != nil || len(repos) != 3 {
+		t.Errorf("repositories: %v %v", repos, err)
+	}
+	if srv.Calls("DescribeRepositories") < 3 {
+		t.Errorf("pagination not exercised")
+	}
+}
+
+func TestImagesCarryECRPushTimesAndUntaggedImages(t *testing.T) {
+	srv, e := open(t)
+	ctx := context.Background()
+	e.EnsureRepository(ctx, "game-server", registry.RepositorySpec{})
+	repo, _ := registry.RepositoryRef(e, "game-server")
+	pushed, err := sample.Seed(ctx, repo, now, e.Remote()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	images, err := e.Images(ctx, "game-server")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var untagged, withECRTime int
+	for _, img := range images {
+		if img.PushedAtSource == registry.SourceECR && img.PushedAt.Equal(now) {
+			withECRTime++
+		}
+		if len(img.Tags) == 0 && len(img.Parents) == 0 && img.Subject == nil {
+			untagged++
+		}
+	}
+	// 9 manifests reachable from tags + the image pushed by digest, which ECR lists.
+	if len(images) != 10 || untagged != 1 || withECRTime != 10 {
+		t.Fatalf("%d images, %d untagged, %d with ECR push times", len(images), untagged, withECRTime)
+	}
+	// Lifecycle on ECR sees the untagged image and ages it by ECR's push time.
+	srv.Now = func() time.Time { return now.Add(10 * 24 * time.Hour) }
+	p, _ := lifecycle.Parse([]byte(`{"rules":[{"rulePriority":1,"description":"untagged images older than 7 days, padded over 100 chars","selection":{"tagStatus":"untagged","countType":"sinceImagePushed","countUnit":"days","countNumber":7},"action":{"type":"expire"}}]}`))
+	plan := lifecycle.BuildPlan(p, e.Name(), "game-server", images, lifecycle.AgeAuto, now.Add(10*24*time.Hour))
+	if plan.Summary.Expire != 1 {
+		t.Fatalf("plan: %+v", plan.Summary)
+	}
+	if err := lifecycle.Apply(ctx, e, plan, 2, nil).Err(); err != nil {
+		t.Fatal(err)
+	}
+	var orphan string
+	for _, p := range pushed {
+		if p.What == "untagged image pushed by digest" {
+			orphan = p.Digest.String()
+		}
+	}
+	after, _ := e.Images(ctx, "game-server")
+	for _, img := range after {
+		if img.Digest.String() == orphan {
+			t.Error("the untagged image was not deleted")
+		}
+	}
+	if len(after) != 9 || srv.Calls("BatchDeleteImage") != 1 {
+		t.Errorf("%d images left, %d BatchDeleteImage calls", len(after), srv.Calls("BatchDeleteImage"))
+	}
+}
+
+func TestPoliciesAndErrors(t *testing.T) {
+	_, e := open(t)
+	ctx := context.Background()
+	e.EnsureRepository(ctx, "game-server", registry.RepositorySpec{})
+	if _, err := e.GetLifecyclePolicy(ctx, "game-server"); exitcode.Of(err) != exitcode.NotFound {
+		t.Errorf("no policy yet: %v", err)
+	}
+	raw, _ := os.ReadFile("../../testdata/lifecycle/ecr-lifecycle-policy.json")
+	if err := e.PutLifecyclePolicy(ctx, "game-server", string(raw)); err != nil {
+		t.Fatal(err)
+	}
+	got, err := e.GetLifecyclePolicy(ctx, "game-server")
+	if err != nil || !strings.Contains(got, `"countNumber":10`) {
+		t.Errorf("stored policy: %s %v", got, err)
+	}
+	if err := e.PutLifecyclePolicy(ctx, "game-server", `{"rules":[{"rulePriority":1,"selection":{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":0},"action":{"type":"expire"}}]}`); exitcode.Of(err) != exitcode.Usage {
+		t.Errorf("invalid policy: %v", err)
+	}
+	pol, _ := os.ReadFile("../../testdata/ecr/ecr-repository-policy.json")
+	if err := e.SetRepositoryPolicy(ctx, "game-server", string(pol)); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := e.GetRepositoryPolicy(ctx, "game-server"); err != nil || got != string(pol) {
+		t.Errorf("repository policy: %v", err)
+	}
+	if err := e.PutLifecyclePolicy(ctx, "nope", string(raw)); exitcode.Of(err) != exitcode.NotFound {
+		t.Errorf("missing repository: %v", err)
+	}
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "wrong")
+	other, err := ecr.Open(ctx, "prod", config.Registry{Type: "ecr", Region: ecrtest.Region, Endpoint: e.Endpoint()}, registry.Options{})
+	if exitcode.Of(err) != exitcode.Auth {
+		t.Errorf("wrong credentials: exit %d %v (%v)", exitcode.Of(err), err, other)
+	}
+}
