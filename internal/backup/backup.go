@@ -197,6 +197,17 @@ func backupRepo(ctx context.Context, reg registry.Registry, s Store, repo string
 		}
 	}
 	rs.Manifests = childrenFirst(descs, raws)
+	// Backend settings the backend can read (ECR lifecycle and repository policies) go along.
+	if lp, ok := reg.(registry.LifecyclePolicies); ok {
+		if text, err := lp.GetLifecyclePolicy(ctx, repo); err == nil {
+			rs.setting("lifecyclePolicy", text)
+		}
+	}
+	if rp, ok := reg.(registry.RepositoryPolicies); ok {
+		if text, err := rp.GetRepositoryPolicy(ctx, repo); err == nil {
+			rs.setting("repositoryPolicy", text)
+		}
+	}
 	st.Manifests = len(descs)
 
 	// Every blob (config and layers) once, in parallel.

@@ -56,6 +56,13 @@ type RepoSnapshot struct {
 	Settings map[string]string `json:"settings,omitempty"`
 }
 
+func (r *RepoSnapshot) setting(key, value string) {
+	if r.Settings == nil {
+		r.Settings = map[string]string{}
+	}
+	r.Settings[key] = value
+}
+
 // Descriptor is a manifest's digest, media type and size.
 type Descriptor struct {
 	Digest    string          `json:"digest"`

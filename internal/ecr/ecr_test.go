@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/regctl-dev/regctl/internal/backup"
 	"github.com/regctl-dev/regctl/internal/config"
 	"github.com/regctl-dev/regctl/internal/ecr"
 	"github.com/regctl-dev/regctl/internal/ecr/ecrtest"
@@ -149,5 +150,29 @@ func TestPoliciesAndErrors(t *testing.T) {
 	other, err := ecr.Open(ctx, "prod", config.Registry{Type: "ecr", Region: ecrtest.Region, Endpoint: e.Endpoint()}, registry.Options{})
 	if exitcode.Of(err) != exitcode.Auth {
 		t.Errorf("wrong credentials: exit %d %v (%v)", exitcode.Of(err), err, other)
+	}
+}
+
+// A backup of an ECR registry carries each repository's lifecycle and repository policies.
+func TestBackupKeepsECRSettings(t *testing.T) {
+	_, e := open(t)
+	ctx := context.Background()
+	e.EnsureRepository(ctx, "game-server", registry.RepositorySpec{})
+	repo, _ := registry.RepositoryRef(e, "game-server")
+	if _, err := sample.Seed(ctx, repo, now, e.Remote()...); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := os.ReadFile("../../testdata/lifecycle/ecr-lifecycle-policy.json")
+	e.PutLifecyclePolicy(ctx, "game-server", string(raw))
+	pol, _ := os.ReadFile("../../testdata/ecr/ecr-repository-policy.json")
+	e.SetRepositoryPolicy(ctx, "game-server", string(pol))
+	s, _ := backup.Open(ctx, t.TempDir(), "")
+	snap, err := backup.Backup(ctx, e, s, backup.Options{Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := snap.Repos[0].Settings
+	if !strings.Contains(set["lifecyclePolicy"], `"rulePriority":1`) || set["repositoryPolicy"] != string(pol) {
+		t.Errorf("settings: %v", set)
 	}
 }

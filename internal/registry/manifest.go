@@ -270,3 +270,16 @@ func setAnnotationTime(img *Image, m *Manifest) {
 		}
 	}
 }
+
+// PlatformManifests lists an index's runnable platform images, leaving out buildx attestation
+// manifests (platform unknown/unknown, vnd.docker.reference.type) and nested non-image entries.
+func PlatformManifests(im *v1.IndexManifest) []v1.Descriptor {
+	var out []v1.Descriptor
+	for _, m := range im.Manifests {
+		if m.Platform == nil || m.Platform.OS == "unknown" || m.Annotations[dockerRefType] != "" || !m.MediaType.IsImage() {
+			continue
+		}
+		out = append(out, m)
+	}
+	return out
+}

@@ -32,6 +32,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/regctl-dev/regctl/internal/registry"
 )
 
 // Severities in trivy's order, lowest first.
@@ -117,10 +119,7 @@ func (e *Engine) Scan(ctx context.Context, remoteOpts []remote.Option, ref name.
 		if err != nil {
 			return nil, err
 		}
-		for _, m := range im.Manifests {
-			if m.Platform == nil || m.Platform.OS == "unknown" || !m.MediaType.IsImage() {
-				continue // buildx attestation manifests and other non-images
-			}
+		for _, m := range registry.PlatformManifests(im) {
 			p := m.Platform.String()
 			if o.Platform == "" || o.Platform == p {
 				todo = append(todo, one{m.Digest, p})

@@ -43,6 +43,19 @@ func checkKMS(ref string) error {
 	return fmt.Errorf("--key %s: KMS scheme %q is not supported (supported: %s): %w", ref, scheme+"://", strings.Join(KMSSchemes, ", "), exitcode.ErrUsage)
 }
 
+// openKMS opens a KMS key of a supported scheme; it signs and verifies without the private key
+// leaving the service.
+func openKMS(ctx context.Context, keyRef string) (kms.SignerVerifier, error) {
+	if err := checkKMS(keyRef); err != nil {
+		return nil, err
+	}
+	sv, err := kms.Get(ctx, keyRef, crypto.SHA256)
+	if err != nil {
+		return nil, fmt.Errorf("opening KMS key %s: %w", keyRef, err)
+	}
+	return sv, nil
+}
+
 // GenerateKeyPair writes <prefix>.key (0600, encrypted with the password pf returns) and
 // <prefix>.pub in cosign's formats. Existing files are kept unless force.
 func GenerateKeyPair(prefix string, pf PassFunc, force bool) (privPath, pubPath string, err error) {
@@ -80,14 +93,7 @@ func LoadSigner(ctx context.Context, keyRef string, pf PassFunc) (signature.Sign
 		return nil, fmt.Errorf("--key is required (a cosign.key file or awskms://...): %w", exitcode.ErrUsage)
 	}
 	if IsKMS(keyRef) {
-		if err := checkKMS(keyRef); err != nil {
-			return nil, err
-		}
-		sv, err := kms.Get(ctx, keyRef, crypto.SHA256)
-		if err != nil {
-			return nil, fmt.Errorf("opening KMS key %s: %w", keyRef, err)
-		}
-		return sv, nil
+		return openKMS(ctx, keyRef)
 	}
 	pem, err := os.ReadFile(keyRef)
 	if err != nil {
@@ -112,14 +118,7 @@ func LoadVerifier(ctx context.Context, keyRef string) (signature.Verifier, error
 		return nil, fmt.Errorf("--key is required (a cosign.pub file or awskms://...): %w", exitcode.ErrUsage)
 	}
 	if IsKMS(keyRef) {
-		if err := checkKMS(keyRef); err != nil {
-			return nil, err
-		}
-		sv, err := kms.Get(ctx, keyRef, crypto.SHA256)
-		if err != nil {
-			return nil, fmt.Errorf("opening KMS key %s: %w", keyRef, err)
-		}
-		return sv, nil
+		return openKMS(ctx, keyRef)
 	}
 	raw, err := os.ReadFile(keyRef)
 	if err != nil {

@@ -75,15 +75,11 @@ func Sign(ctx context.Context, remoteOpts []remote.Option, ref name.Reference, s
 		if err != nil {
 			return nil, err
 		}
-		for _, m := range im.Manifests {
-			p := ""
-			if m.Platform != nil {
-				p = m.Platform.String()
-			}
+		for _, m := range registry.PlatformManifests(im) {
 			targets = append(targets, struct {
 				d        name.Digest
 				platform string
-			}{ref.Context().Digest(m.Digest.String()), p})
+			}{ref.Context().Digest(m.Digest.String()), m.Platform.String()})
 		}
 	}
 	annotations := make(map[string]any, len(o.Annotations))
