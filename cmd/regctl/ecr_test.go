@@ -67,4 +67,33 @@ func TestECRThroughTheCLI(t *testing.T) {
 	if _, _, code := c.run("repo", "images", "missing-repo"); code != exitcode.NotFound {
 		t.Errorf("missing repository: exit %d", code)
 	}
+
+	// scan --engine native uses ECR's own findings with the same gate and reports.
+	c.ok("registry", "seed", "prod/game-server")
+	var images []struct {
+		Digest string   `json:"digest"`
+		Tags   []string `json:"tags"`
+	}
+	json.Unmarshal([]byte(c.ok("repo", "images", "game-server", "-o", "json")), &images)
+	for _, img := range images {
+		if len(img.Tags) > 0 && img.Tags[0] == "v1.0.2" {
+			srv.SetFindings("game-server", img.Digest, []ecrtest.Finding{
+				{Name: "CVE-2024-5535", Severity: "CRITICAL", Package: "openssl", Version: "3.3.0-r2", CVSS3: "9.1"},
+				{Name: "CVE-2024-0001", Severity: "INFORMATIONAL", Package: "zlib", Version: "1.3"},
+				{Name: "CVE-2024-6119", Severity: "HIGH", Package: "openssl", Version: "3.3.0-r2", CVSS3: "7.5"},
+			})
+		}
+	}
+	out, errOut, code := c.run("scan", "game-server:v1.0.2", "--engine", "native")
+	if code != exitcode.Violation || !strings.Contains(errOut, "CVE-2024-5535 (openssl 3.3.0-r2)") || !strings.Contains(out, "Total: 2 (CRITICAL: 1, HIGH: 1") {
+		t.Errorf("native scan: exit %d\n%s%s", code, out, errOut)
+	}
+	if srv.Calls("StartImageScan") != 1 || srv.Calls("DescribeImageScanFindings") < 2 {
+		t.Errorf("scan calls: start %d, describe %d", srv.Calls("StartImageScan"), srv.Calls("DescribeImageScanFindings"))
+	}
+	// A second scan uses the finished one (ECR allows one scan per image per day).
+	out = c.ok("scan", "game-server:v1.0.2", "--engine", "native", "--fail-on", "none", "--format", "json")
+	if !strings.Contains(out, `"VulnerabilityID": "CVE-2024-6119"`) {
+		t.Errorf("native json:\n%s", out)
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/regctl-dev/regctl/internal/exitcode"
 	"github.com/regctl-dev/regctl/internal/fsutil"
+	"github.com/regctl-dev/regctl/internal/registry"
 	"github.com/regctl-dev/regctl/internal/scan"
 	"github.com/regctl-dev/regctl/internal/ui"
 )
@@ -130,9 +132,8 @@ func scanOutcome(cmd *cobra.Command, f *Factory, sf *scanFlags, images []string,
 	if sf.engine == "" {
 		sf.engine = "trivy"
 	}
-	if sf.engine == "native" {
-		return nil, usageError(errors.New("--engine native needs a registry with its own scanner (ECR); no such backend is available in this build yet"))
-	} else if sf.engine != "trivy" {
+	native := sf.engine == "native"
+	if !native && sf.engine != "trivy" {
 		return nil, usageError(fmt.Errorf("--engine %q: must be trivy or native", sf.engine))
 	}
 	format := sf.format
@@ -145,7 +146,6 @@ func scanOutcome(cmd *cobra.Command, f *Factory, sf *scanFlags, images []string,
 	if !slices.Contains(scan.Formats, format) {
 		return nil, usageError(fmt.Errorf("--format %q: must be one of %s", format, strings.Join(scan.Formats, ", ")))
 	}
-	type reportFile struct{ format, path string }
 	var files []reportFile
 	for _, r := range sf.reports {
 		fm, path, ok := strings.Cut(r, "=")
@@ -218,7 +218,55 @@ func scanOutcome(cmd *cobra.Command, f *Factory, sf *scanFlags, images []string,
 		f.Notef("warning: ignore entry %s in %s expired on %s and no longer hides findings", e.ID, ignoreFile, e.ExpiredAt.Format("2006-01-02"))
 	}
 
-	// The DB.
+	out := &scan.Outcome{Version: version, Expired: expired, Generated: now}
+	var engine *scan.Engine
+	if !native {
+		if engine, err = openEngine(cmd, f, sf, res, now); err != nil {
+			return nil, err
+		}
+		defer engine.Close()
+	}
+	for _, arg := range images {
+		reg, ref, err := res.Reference(arg)
+		if err != nil {
+			return nil, err
+		}
+		opts := scan.ScanOptions{Platform: sf.platform, Severities: severities,
+			IgnoreUnfixed: sf.ignoreUnfixed || cfg.Scan.IgnoreUnfixed, IgnoreFile: ignoreFile, Now: now}
+		var targets []scan.Target
+		if native {
+			t, err := nativeScan(cmd, reg, ref, opts, policy != nil)
+			if err != nil {
+				return nil, err
+			}
+			targets = []scan.Target{t}
+		} else if targets, err = engine.Scan(cmd.Context(), reg.Remote(), ref, opts); err != nil {
+			return nil, err
+		}
+		out.Targets = append(out.Targets, targets...)
+		if policy != nil {
+			for _, t := range targets {
+				msgs, err := policy.Evaluate(cmd.Context(), scan.PolicyInput(t.Reference, t.Digest, t.Platform, t.Config, annotationsOf(reg.Remote(), ref)))
+				if err != nil {
+					return nil, err
+				}
+				for _, m := range msgs {
+					out.Denials = append(out.Denials, scan.Denial{Reference: t.Reference, Platform: t.Platform, Message: m})
+				}
+			}
+		}
+	}
+	out.Findings = scan.Findings(out.Targets)
+	out.Gate = gate.EvaluateTargets(out.Targets)
+	return out, writeReports(cmd, f, out, files, format, stdout, tty)
+}
+
+// openEngine makes sure the vulnerability DB is there (pulling it when needed) and opens it.
+func openEngine(cmd *cobra.Command, f *Factory, sf *scanFlags, res *registry.Resolver, now time.Time) (*scan.Engine, error) {
+	cfg, err := f.Config()
+	if err != nil {
+		return nil, err
+	}
 	cacheDir := firstNonEmpty(sf.cacheDir, cfg.Scan.CacheDir, f.defaultCacheDir())
 	dbo := scan.DBOptions{CacheDir: cacheDir, Skip: sf.skipDBUpdate, Now: now}
 	if !sf.skipDBUpdate {
@@ -237,54 +285,55 @@ func scanOutcome(cmd *cobra.Command, f *Factory, sf *scanFlags, images []string,
 	if st.Stale {
 		f.Notef("warning: the vulnerability DB in %s is stale (next update was due %s)", st.Dir, st.NextUpdate.Format("2006-01-02"))
 	}
-	engine, err := scan.Open(st.Dir, f.Logger())
+	return scan.Open(st.Dir, f.Logger())
+}
+
+// nativeScan asks the registry's own scanner (ECR) about the image's digest.
+func nativeScan(cmd *cobra.Command, reg registry.Registry, ref name.Reference, o scan.ScanOptions, needConfig bool) (scan.Target, error) {
+	ns, ok := reg.(registry.NativeScanner)
+	if !ok {
+		return scan.Target{}, usageError(fmt.Errorf("--engine native: %s is a %s registry, which has no scanner of its own; use --engine trivy", reg.Name(), reg.Type()))
+	}
+	desc, err := remote.Head(ref, append(reg.Remote(), remote.WithContext(cmd.Context()))...)
 	if err != nil {
-		return nil, err
+		return scan.Target{}, fmt.Errorf("%s: %w", ref, err)
 	}
-	defer engine.Close()
-
-	out := &scan.Outcome{Version: version, Expired: expired, Generated: now}
-	for _, arg := range images {
-		reg, ref, err := res.Reference(arg)
+	findings, err := ns.NativeScan(cmd.Context(), ref.Context().RepositoryStr(), desc.Digest)
+	if err != nil {
+		return scan.Target{}, err
+	}
+	t, err := scan.NativeTarget(cmd.Context(), ref.String(), desc.Digest.String(), reg.Type(), findings, o)
+	if err != nil {
+		return t, err
+	}
+	if needConfig {
+		img, err := remote.Image(ref, append(reg.Remote(), remote.WithContext(cmd.Context()))...)
 		if err != nil {
-			return nil, err
+			return t, err
 		}
-		targets, err := engine.Scan(cmd.Context(), reg.Remote(), ref, scan.ScanOptions{Platform: sf.platform, Severities: severities,
-			IgnoreUnfixed: sf.ignoreUnfixed || cfg.Scan.IgnoreUnfixed, IgnoreFile: ignoreFile, Now: now})
-		if err != nil {
-			return nil, err
-		}
-		out.Targets = append(out.Targets, targets...)
-		if policy != nil {
-			for _, t := range targets {
-				msgs, err := policy.Evaluate(cmd.Context(), scan.PolicyInput(t.Reference, t.Digest, t.Platform, t.Config, annotationsOf(reg.Remote(), ref)))
-				if err != nil {
-					return nil, err
-				}
-				for _, m := range msgs {
-					out.Denials = append(out.Denials, scan.Denial{Reference: t.Reference, Platform: t.Platform, Message: m})
-				}
-			}
+		if t.Config, err = img.ConfigFile(); err != nil {
+			return t, err
 		}
 	}
-	out.Findings = scan.Findings(out.Targets)
-	out.Gate = gate.EvaluateTargets(out.Targets)
+	return t, nil
+}
 
+// writeReports writes the --report files and the report on stdout.
+func writeReports(cmd *cobra.Command, f *Factory, out *scan.Outcome, files []reportFile, format string, stdout io.Writer, tty bool) error {
 	for _, rf := range files {
 		var buf bytes.Buffer
 		if err := scan.Write(cmd.Context(), &buf, rf.format, out, false, false); err != nil {
-			return nil, err
+			return err
 		}
 		if err := writeFileAtomic(rf.path, buf.Bytes()); err != nil {
-			return nil, fmt.Errorf("--report %s: %w", rf.path, err)
+			return fmt.Errorf("--report %s: %w", rf.path, err)
 		}
 		f.Notef("wrote %s report to %s", rf.format, rf.path)
 	}
-	if err := scan.Write(cmd.Context(), stdout, format, out, tty, tty && !f.IO.NoColor); err != nil {
-		return nil, err
-	}
-	return out, nil
+	return scan.Write(cmd.Context(), stdout, format, out, tty, tty && !f.IO.NoColor)
 }
+
+type reportFile struct{ format, path string }
 
 // annotationsOf returns the manifest annotations of ref (for the base image name), or nil.
 func annotationsOf(opts []remote.Option, ref name.Reference) map[string]string {

@@ -337,3 +337,60 @@ var (
 	_ registry.LifecyclePolicies  = (*ECR)(nil)
 	_ registry.RepositoryPolicies = (*ECR)(nil)
 )
+
+// NativeScan starts ECR's basic scan of the image (an already running or finished scan is fine),
+// waits for it with the SDK's waiter, and returns the findings (all pages).
+func (e *ECR) NativeScan(ctx context.Context, repo string, digest v1.Hash) ([]registry.Finding, error) {
+	id := &types.ImageIdentifier{ImageDigest: aws.String(digest.String())}
+	_, err := e.client.StartImageScan(ctx, &ecr.StartImageScanInput{RepositoryName: aws.String(repo), RegistryId: e.registryID(), ImageId: id})
+	var limit *types.LimitExceededException
+	if err != nil && !errors.As(err, &limit) { // one scan per image per day: use the last one
+		return nil, classify(err)
+	}
+	in := &ecr.DescribeImageScanFindingsInput{RepositoryName: aws.String(repo), RegistryId: e.registryID(), ImageId: id}
+	if err := ecr.NewImageScanCompleteWaiter(e.client).Wait(ctx, in, 30*time.Minute); err != nil {
+		return nil, classify(fmt.Errorf("waiting for the ECR scan of %s@%s: %w", repo, digest, err))
+	}
+	var out []registry.Finding
+	p := ecr.NewDescribeImageScanFindingsPaginator(e.client, in)
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, classify(err)
+		}
+		if page.ImageScanFindings == nil {
+			continue
+		}
+		for _, f := range page.ImageScanFindings.Findings {
+			rf := registry.Finding{VulnerabilityID: aws.ToString(f.Name), Title: aws.ToString(f.Description), URL: aws.ToString(f.Uri),
+				Severity: nativeSeverity(string(f.Severity))}
+			for _, a := range f.Attributes {
+				switch aws.ToString(a.Key) {
+				case "package_name":
+					rf.PkgName = aws.ToString(a.Value)
+				case "package_version":
+					rf.InstalledVersion = aws.ToString(a.Value)
+				case "CVSS3_SCORE", "CVSS2_SCORE":
+					var s float64
+					fmt.Sscanf(aws.ToString(a.Value), "%g", &s)
+					rf.CVSS = max(rf.CVSS, s)
+				}
+			}
+			out = append(out, rf)
+		}
+	}
+	return out, nil
+}
+
+// nativeSeverity maps ECR's severities onto trivy's.
+func nativeSeverity(s string) string {
+	switch s {
+	case "CRITICAL", "HIGH", "MEDIUM", "LOW":
+		return s
+	case "INFORMATIONAL":
+		return "LOW"
+	}
+	return "UNKNOWN"
+}
+
+var _ registry.NativeScanner = (*ECR)(nil)

@@ -146,6 +146,24 @@ type LifecyclePolicies interface {
 	PutLifecyclePolicy(ctx context.Context, repo, policy string) error
 }
 
+// Finding is one vulnerability a registry's own scanner reported.
+type Finding struct {
+	VulnerabilityID  string  `json:"vulnerabilityID"`
+	PkgName          string  `json:"pkgName"`
+	InstalledVersion string  `json:"installedVersion"`
+	FixedVersion     string  `json:"fixedVersion,omitempty"`
+	Severity         string  `json:"severity"` // CRITICAL, HIGH, MEDIUM, LOW, UNKNOWN
+	CVSS             float64 `json:"cvss,omitempty"`
+	Title            string  `json:"title,omitempty"`
+	URL              string  `json:"url,omitempty"`
+}
+
+// NativeScanner is implemented by backends with their own vulnerability scanner (ECR scan
+// findings): NativeScan starts a scan of the image if needed, waits for it, and returns findings.
+type NativeScanner interface {
+	NativeScan(ctx context.Context, repo string, digest v1.Hash) ([]Finding, error)
+}
+
 // RepositoryPolicies is implemented by backends with repository access policies (ECR).
 type RepositoryPolicies interface {
 	GetRepositoryPolicy(ctx context.Context, repo string) (policy string, err error)

@@ -39,11 +39,13 @@ type Server struct {
 	CAFile string
 	Now    func() time.Time
 
-	mu     sync.Mutex
-	repos  map[string]*repo
-	token  string
-	pushed map[string]time.Time // repo@digest -> first push
-	calls  map[string]int
+	mu       sync.Mutex
+	findings map[string][]Finding // repo@digest -> what a scan "finds"
+	scanned  map[string]bool
+	repos    map[string]*repo
+	token    string
+	pushed   map[string]time.Time // repo@digest -> first push
+	calls    map[string]int
 }
 
 type repo struct {
@@ -59,7 +61,8 @@ var repoName = regexp.MustCompile(`^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(
 // credentials for this test.
 func Start(t *testing.T) *Server {
 	t.Helper()
-	s := &Server{repos: map[string]*repo{}, pushed: map[string]time.Time{}, calls: map[string]int{}, Now: time.Now}
+	s := &Server{repos: map[string]*repo{}, pushed: map[string]time.Time{}, calls: map[string]int{}, Now: time.Now,
+		findings: map[string][]Finding{}, scanned: map[string]bool{}}
 	tok := make([]byte, 16)
 	rand.Read(tok)
 	s.token = hex.EncodeToString(tok)
@@ -164,15 +167,17 @@ func (s *Server) ops() map[string]awstest.Op {
 		}
 	}
 	return map[string]awstest.Op{
-		"CreateRepository":      op("CreateRepository", s.createRepository),
-		"DescribeRepositories":  op("DescribeRepositories", s.describeRepositories),
-		"GetAuthorizationToken": op("GetAuthorizationToken", s.getAuthorizationToken),
-		"DescribeImages":        op("DescribeImages", s.describeImages),
-		"BatchDeleteImage":      op("BatchDeleteImage", s.batchDeleteImage),
-		"PutLifecyclePolicy":    op("PutLifecyclePolicy", s.putLifecyclePolicy),
-		"GetLifecyclePolicy":    op("GetLifecyclePolicy", s.getLifecyclePolicy),
-		"SetRepositoryPolicy":   op("SetRepositoryPolicy", s.setRepositoryPolicy),
-		"GetRepositoryPolicy":   op("GetRepositoryPolicy", s.getRepositoryPolicy),
+		"CreateRepository":          op("CreateRepository", s.createRepository),
+		"DescribeRepositories":      op("DescribeRepositories", s.describeRepositories),
+		"GetAuthorizationToken":     op("GetAuthorizationToken", s.getAuthorizationToken),
+		"DescribeImages":            op("DescribeImages", s.describeImages),
+		"BatchDeleteImage":          op("BatchDeleteImage", s.batchDeleteImage),
+		"PutLifecyclePolicy":        op("PutLifecyclePolicy", s.putLifecyclePolicy),
+		"GetLifecyclePolicy":        op("GetLifecyclePolicy", s.getLifecyclePolicy),
+		"SetRepositoryPolicy":       op("SetRepositoryPolicy", s.setRepositoryPolicy),
+		"GetRepositoryPolicy":       op("GetRepositoryPolicy", s.getRepositoryPolicy),
+		"StartImageScan":            op("StartImageScan", s.startImageScan),
+		"DescribeImageScanFindings": op("DescribeImageScanFindings", s.describeImageScanFindings),
 		"PutImageScanningConfiguration": op("PutImageScanningConfiguration", func(body []byte) (any, error) {
 			var in struct {
 				RepositoryName             string
@@ -572,4 +577,82 @@ func (s *Server) getRepositoryPolicy(body []byte) (any, error) {
 		return nil, awstest.Errorf("RepositoryPolicyNotFoundException", "Repository policy does not exist for the repository with name '%s' in the registry with id '%s'", r.Name, Account)
 	}
 	return map[string]any{"registryId": Account, "repositoryName": r.Name, "policyText": r.Policy}, nil
+}
+
+// Finding is a vulnerability the emulator's scanner reports for an image (set with SetFindings).
+type Finding struct {
+	Name, Severity, Package, Version, Description string
+	CVSS3                                         string
+}
+
+// SetFindings decides what a scan of repo@digest reports.
+func (s *Server) SetFindings(repo, digest string, f []Finding) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.findings[repo+"@"+digest] = f
+}
+
+type imageIDInput struct {
+	RepositoryName string
+	ImageId        struct{ ImageDigest, ImageTag string }
+	NextToken      string
+}
+
+func (s *Server) startImageScan(body []byte) (any, error) {
+	var in imageIDInput
+	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.repos[in.RepositoryName]; !ok {
+		return nil, notFound(in.RepositoryName)
+	}
+	key := in.RepositoryName + "@" + in.ImageId.ImageDigest
+	if _, ok := s.pushed[key]; !ok {
+		return nil, awstest.Errorf("ImageNotFoundException", "The image with imageId {imageDigest:'%s'} does not exist within the repository with name '%s'", in.ImageId.ImageDigest, in.RepositoryName)
+	}
+	if s.scanned[key] {
+		return nil, awstest.Errorf("LimitExceededException", "The scan quota per image has been exceeded. Wait and try again.")
+	}
+	s.scanned[key] = true
+	return map[string]any{"registryId": Account, "repositoryName": in.RepositoryName, "imageId": map[string]any{"imageDigest": in.ImageId.ImageDigest},
+		"imageScanStatus": map[string]any{"status": "IN_PROGRESS"}}, nil
+}
+
+func (s *Server) describeImageScanFindings(body []byte) (any, error) {
+	var in imageIDInput
+	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	key := in.RepositoryName + "@" + in.ImageId.ImageDigest
+	if !s.scanned[key] {
+		return nil, awstest.Errorf("ScanNotFoundException", "Image scan does not exist for the image with '{imageDigest:%s}' in the repository with name '%s'", in.ImageId.ImageDigest, in.RepositoryName)
+	}
+	var all []string
+	for i := range s.findings[key] {
+		all = append(all, fmt.Sprint(i))
+	}
+	page, next := paginate(all, in.NextToken, 0, 2)
+	findings := []any{}
+	for _, i := range page {
+		var n int
+		fmt.Sscanf(i, "%d", &n)
+		f := s.findings[key][n]
+		attrs := []any{map[string]any{"key": "package_name", "value": f.Package}, map[string]any{"key": "package_version", "value": f.Version}}
+		if f.CVSS3 != "" {
+			attrs = append(attrs, map[string]any{"key": "CVSS3_SCORE", "value": f.CVSS3})
+		}
+		findings = append(findings, map[string]any{"name": f.Name, "severity": f.Severity, "description": f.Description,
+			"uri": "https://nvd.nist.gov/vuln/detail/" + f.Name, "attributes": attrs})
+	}
+	resp := map[string]any{"registryId": Account, "repositoryName": in.RepositoryName, "imageId": map[string]any{"imageDigest": in.ImageId.ImageDigest},
+		"imageScanStatus":   map[string]any{"status": "COMPLETE", "description": "The scan was completed successfully."},
+		"imageScanFindings": map[string]any{"findings": findings, "imageScanCompletedAt": epoch(s.Now())}}
+	if next != "" {
+		resp["nextToken"] = next
+	}
+	return resp, nil
 }
