@@ -68,6 +68,15 @@ func TestECRThroughTheCLI(t *testing.T) {
 		t.Errorf("missing repository: exit %d", code)
 	}
 
+	// aws ecr put-replication-configuration with the guide's file, unmodified; unchanged the second time.
+	c.ok("replication", "put", "-f", "../../testdata/ecr/ecr-replication-configuration.json")
+	if _, errOut, _ := c.run("replication", "put", "-f", "../../testdata/ecr/ecr-replication-configuration.json"); !strings.Contains(errOut, "unchanged") {
+		t.Errorf("second put: %s", errOut)
+	}
+	if out := c.ok("replication", "get", "-o", "json"); !strings.Contains(out, `"region": "ap-northeast-2"`) {
+		t.Errorf("replication get:\n%s", out)
+	}
+
 	// scan --engine native uses ECR's own findings with the same gate and reports.
 	c.ok("registry", "seed", "prod/game-server")
 	var images []struct {

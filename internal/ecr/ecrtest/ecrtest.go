@@ -39,13 +39,14 @@ type Server struct {
 	CAFile string
 	Now    func() time.Time
 
-	mu       sync.Mutex
-	findings map[string][]Finding // repo@digest -> what a scan "finds"
-	scanned  map[string]bool
-	repos    map[string]*repo
-	token    string
-	pushed   map[string]time.Time // repo@digest -> first push
-	calls    map[string]int
+	mu          sync.Mutex
+	findings    map[string][]Finding // repo@digest -> what a scan "finds"
+	scanned     map[string]bool
+	repos       map[string]*repo
+	replication json.RawMessage
+	token       string
+	pushed      map[string]time.Time // repo@digest -> first push
+	calls       map[string]int
 }
 
 type repo struct {
@@ -167,16 +168,46 @@ func (s *Server) ops() map[string]awstest.Op {
 		}
 	}
 	return map[string]awstest.Op{
-		"CreateRepository":          op("CreateRepository", s.createRepository),
-		"DescribeRepositories":      op("DescribeRepositories", s.describeRepositories),
-		"GetAuthorizationToken":     op("GetAuthorizationToken", s.getAuthorizationToken),
-		"DescribeImages":            op("DescribeImages", s.describeImages),
-		"BatchDeleteImage":          op("BatchDeleteImage", s.batchDeleteImage),
-		"PutLifecyclePolicy":        op("PutLifecyclePolicy", s.putLifecyclePolicy),
-		"GetLifecyclePolicy":        op("GetLifecyclePolicy", s.getLifecyclePolicy),
-		"SetRepositoryPolicy":       op("SetRepositoryPolicy", s.setRepositoryPolicy),
-		"GetRepositoryPolicy":       op("GetRepositoryPolicy", s.getRepositoryPolicy),
-		"StartImageScan":            op("StartImageScan", s.startImageScan),
+		"CreateRepository":      op("CreateRepository", s.createRepository),
+		"DescribeRepositories":  op("DescribeRepositories", s.describeRepositories),
+		"GetAuthorizationToken": op("GetAuthorizationToken", s.getAuthorizationToken),
+		"DescribeImages":        op("DescribeImages", s.describeImages),
+		"BatchDeleteImage":      op("BatchDeleteImage", s.batchDeleteImage),
+		"PutLifecyclePolicy":    op("PutLifecyclePolicy", s.putLifecyclePolicy),
+		"GetLifecyclePolicy":    op("GetLifecyclePolicy", s.getLifecyclePolicy),
+		"SetRepositoryPolicy":   op("SetRepositoryPolicy", s.setRepositoryPolicy),
+		"GetRepositoryPolicy":   op("GetRepositoryPolicy", s.getRepositoryPolicy),
+		"StartImageScan":        op("StartImageScan", s.startImageScan),
+		"PutReplicationConfiguration": op("PutReplicationConfiguration", func(body []byte) (any, error) {
+			var in struct {
+				ReplicationConfiguration struct {
+					Rules []struct {
+						Destinations []struct{ Region, RegistryId string }
+					}
+				}
+			}
+			if err := decode(body, &in); err != nil {
+				return nil, err
+			}
+			if n := len(in.ReplicationConfiguration.Rules); n == 0 || n > 10 {
+				return nil, awstest.Errorf("ValidationException", "1 validation error detected: Value at 'replicationConfiguration.rules' failed to satisfy constraint: Member must have length between 1 and 10")
+			}
+			var raw struct{ ReplicationConfiguration json.RawMessage }
+			json.Unmarshal(body, &raw)
+			s.mu.Lock()
+			s.replication = raw.ReplicationConfiguration
+			s.mu.Unlock()
+			return map[string]any{"replicationConfiguration": raw.ReplicationConfiguration}, nil
+		}),
+		"DescribeRegistry": op("DescribeRegistry", func([]byte) (any, error) {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			out := map[string]any{"registryId": Account}
+			if s.replication != nil {
+				out["replicationConfiguration"] = s.replication
+			}
+			return out, nil
+		}),
 		"DescribeImageScanFindings": op("DescribeImageScanFindings", s.describeImageScanFindings),
 		"PutImageScanningConfiguration": op("PutImageScanningConfiguration", func(body []byte) (any, error) {
 			var in struct {
