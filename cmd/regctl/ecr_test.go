@@ -1,14 +1,17 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/regctl-dev/regctl/internal/ecr/ecrtest"
 	"github.com/regctl-dev/regctl/internal/exitcode"
+	"github.com/regctl-dev/regctl/internal/ui"
 )
 
 // The guide's ECR section through the CLI, against the ECR emulator (real SDK, SigV4, token auth).
@@ -77,6 +80,27 @@ func TestECRThroughTheCLI(t *testing.T) {
 		t.Errorf("replication get:\n%s", out)
 	}
 
+	// auth login writes the ECR token into the docker config (0600), merged with what is there.
+	dockerDir := filepath.Join(c.workDir, "docker")
+	os.MkdirAll(dockerDir, 0o700)
+	os.WriteFile(filepath.Join(dockerDir, "config.json"), []byte(`{"auths":{"other.example.com":{"auth":"eDp5"}}}`), 0o600)
+	c.env = append(c.env, "DOCKER_CONFIG="+dockerDir)
+	_, errOut, code := c.run("auth", "login", "prod")
+	raw, _ := os.ReadFile(filepath.Join(dockerDir, "config.json"))
+	st, _ := os.Stat(filepath.Join(dockerDir, "config.json"))
+	if code != 0 || !strings.Contains(string(raw), srv.Host) || !strings.Contains(string(raw), "other.example.com") || st.Mode().Perm() != 0o600 {
+		t.Errorf("auth login: exit %d %s\n%s", code, errOut, raw)
+	}
+	if strings.Contains(errOut, "AWS:") {
+		t.Error("the token was printed")
+	}
+	// The credential helper protocol, through the docker-credential-regctl name.
+	streams, in, outBuf, errBuf := ui.Test()
+	in.WriteString("https://" + srv.Host + "\n")
+	if code := runWith(t, c, streams, "docker-credential-regctl", "get"); code != 0 || !strings.Contains(outBuf.String(), `"Username":"AWS"`) {
+		t.Errorf("credential helper: exit %d %s %s", code, outBuf, errBuf)
+	}
+
 	// scan --engine native uses ECR's own findings with the same gate and reports.
 	c.ok("registry", "seed", "prod/game-server")
 	var images []struct {
@@ -93,7 +117,7 @@ func TestECRThroughTheCLI(t *testing.T) {
 			})
 		}
 	}
-	out, errOut, code := c.run("scan", "game-server:v1.0.2", "--engine", "native")
+	out, errOut, code = c.run("scan", "game-server:v1.0.2", "--engine", "native")
 	if code != exitcode.Violation || !strings.Contains(errOut, "CVE-2024-5535 (openssl 3.3.0-r2)") || !strings.Contains(out, "Total: 2 (CRITICAL: 1, HIGH: 1") {
 		t.Errorf("native scan: exit %d\n%s%s", code, out, errOut)
 	}
@@ -105,4 +129,14 @@ func TestECRThroughTheCLI(t *testing.T) {
 	if !strings.Contains(out, `"VulnerabilityID": "CVE-2024-6119"`) {
 		t.Errorf("native json:\n%s", out)
 	}
+}
+
+// runWith runs the CLI the way main does, under a program name, with the given streams.
+func runWith(t *testing.T, c *cli, streams *ui.IOStreams, prog string, argv ...string) int {
+	t.Helper()
+	if filepath.Base(prog) == "docker-credential-regctl" {
+		argv = append([]string{"credential-helper"}, argv...)
+	}
+	f := &Factory{IO: streams, Environ: c.env, Now: func() time.Time { return fixedNow }, WorkDir: c.workDir}
+	return execute(context.Background(), f, argv)
 }

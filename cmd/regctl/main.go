@@ -13,7 +13,7 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], ui.System(), os.Environ())
+	code := run(ctx, os.Args[0], os.Args[1:], ui.System(), os.Environ())
 	stop()
 	os.Exit(code)
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -177,7 +178,7 @@ REGCTL_* environment variables override the file, flags override both.`,
 	pf.StringVarP(&f.flags.registry, "registry", "r", "", "registry for bare repository names (overrides default_registry)")
 
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError(err) })
-	root.AddCommand(newVersionCmd(f), newConfigCmd(f), newRepoCmd(f), newLifecycleCmd(f), newScanCmd(f), newSignCmd(f), newVerifyCmd(f), newBuildPushCmd(f), newBackupCmd(f), newRestoreCmd(f), newReplicationCmd(f), newRegistryCmd(f))
+	root.AddCommand(newVersionCmd(f), newConfigCmd(f), newRepoCmd(f), newLifecycleCmd(f), newScanCmd(f), newSignCmd(f), newVerifyCmd(f), newBuildPushCmd(f), newBackupCmd(f), newRestoreCmd(f), newReplicationCmd(f), newAuthCmd(f), newCredentialHelperCmd(f), newRegistryCmd(f))
 	root.AddCommand(helpTopics()...)
 	return root
 }
@@ -194,8 +195,12 @@ func args(v cobra.PositionalArgs) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, a []string) error { return usageError(v(cmd, a)) }
 }
 
-// run executes the CLI and returns the exit code; main is its only caller outside tests.
-func run(ctx context.Context, argv []string, io *ui.IOStreams, environ []string) int {
+// run executes the CLI and returns the exit code; main is its only caller. Called through a
+// docker-credential-regctl symlink, it is the docker credential helper.
+func run(ctx context.Context, prog string, argv []string, io *ui.IOStreams, environ []string) int {
+	if filepath.Base(prog) == "docker-credential-regctl" {
+		argv = append([]string{"credential-helper"}, argv...)
+	}
 	wd, _ := os.Getwd()
 	f := &Factory{IO: io, Environ: environ, Now: time.Now, WorkDir: wd}
 	return execute(ctx, f, argv)
