@@ -80,6 +80,24 @@ func TestECRThroughTheCLI(t *testing.T) {
 		t.Errorf("replication get:\n%s", out)
 	}
 
+	// --dry-run puts ECR's own preview beside regctl's plan and flags every image they disagree on:
+	// the emulator's preview, like the service per aws/containers-roadmap#2613, counts the untagged
+	// platform manifests of an index; regctl protects them.
+	c.ok("registry", "seed", "prod/multi")
+	untagged := filepath.Join(t.TempDir(), "untagged.json")
+	os.WriteFile(untagged, []byte(`{"rules":[{"rulePriority":1,"description":"keep the newest untagged image, padded over 100 characters","selection":{"tagStatus":"untagged","countType":"imageCountMoreThan","countNumber":1},"action":{"type":"expire"}}]}`), 0o600)
+	var dry applyOutput
+	if err := json.Unmarshal([]byte(c.ok("lifecycle", "apply", "-f", untagged, "multi", "--dry-run", "-o", "json")), &dry); err != nil {
+		t.Fatal(err)
+	}
+	if len(dry.Native) != 1 || len(dry.Native[0].Preview) != 2 || len(dry.Native[0].Disagreements) != 2 ||
+		!strings.Contains(dry.Native[0].Disagreements[0], "regctl keeps it (protected") && !strings.Contains(dry.Native[0].Disagreements[0], "stays with") {
+		t.Errorf("preview comparison: %+v", dry.Native)
+	}
+	if srv.Calls("PutLifecyclePolicy") != puts {
+		t.Error("a dry run put a policy")
+	}
+
 	// auth login writes the ECR token into the docker config (0600), merged with what is there.
 	dockerDir := filepath.Join(c.workDir, "docker")
 	os.MkdirAll(dockerDir, 0o700)

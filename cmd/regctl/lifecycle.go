@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/regctl-dev/regctl/internal/ecr"
 	"github.com/regctl-dev/regctl/internal/exitcode"
 	"github.com/regctl-dev/regctl/internal/lifecycle"
 	"github.com/regctl-dev/regctl/internal/registry"
@@ -272,6 +274,40 @@ type nativeResult struct {
 	Registry   string `json:"registry"`
 	Repository string `json:"repository"`
 	Status     string `json:"status"` // unchanged | put | would-put
+	// With --dry-run: the registry's own preview, and every image on which it and regctl's plan differ.
+	Preview       []ecr.PreviewResult `json:"preview,omitempty"`
+	Disagreements []string            `json:"disagreements,omitempty"`
+}
+
+// previewer is a registry that previews a lifecycle policy itself (ECR).
+type previewer interface {
+	Preview(ctx context.Context, repo, policy string) ([]ecr.PreviewResult, error)
+}
+
+// disagreements compares the registry's preview with regctl's plan, digest by digest.
+func disagreements(plan *lifecycle.RepoPlan, preview []ecr.PreviewResult) []string {
+	theirs := map[string]ecr.PreviewResult{}
+	for _, r := range preview {
+		if strings.EqualFold(r.Action, lifecycle.ActionExpire) {
+			theirs[r.Digest] = r
+		}
+	}
+	var out []string
+	for _, it := range plan.Items {
+		ours := it.Action == lifecycle.PlanExpire || it.Action == lifecycle.PlanDelete
+		r, their := theirs[it.Digest]
+		switch {
+		case their && !ours:
+			why := it.Reason
+			if it.Protected != "" {
+				why = "protected: " + it.Protected
+			}
+			out = append(out, fmt.Sprintf("%s %v: the registry's preview expires it (rule %d); regctl keeps it (%s)", shortDigest(it.Digest), it.Tags, r.Rule, why))
+		case ours && !their:
+			out = append(out, fmt.Sprintf("%s %v: regctl deletes it (%s); the registry's preview keeps it", shortDigest(it.Digest), it.Tags, it.Reason))
+		}
+	}
+	return out
 }
 
 func newLifecycleApplyCmd(f *Factory) *cobra.Command {
@@ -325,7 +361,18 @@ A re-run with nothing to expire says so and exits 0.`,
 				} else if exitcode.Of(err) != exitcode.NotFound {
 					return err
 				}
-				out.Native = append(out.Native, nativeResult{Registry: p.Registry, Repository: p.Repository, Status: status})
+				nr := nativeResult{Registry: p.Registry, Repository: p.Repository, Status: status}
+				if pv, ok := regs[p.Registry+"/"+p.Repository].(previewer); ok && dryRun {
+					preview, err := pv.Preview(cmd.Context(), p.Repository, string(policyText))
+					if err != nil {
+						return err
+					}
+					nr.Preview, nr.Disagreements = preview, disagreements(p, preview)
+					for _, d := range nr.Disagreements {
+						f.Notef("%s: disagreement: %s", p.Repository, d)
+					}
+				}
+				out.Native = append(out.Native, nr)
 			}
 			puts := 0
 			for _, n := range out.Native {

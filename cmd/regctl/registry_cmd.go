@@ -122,6 +122,10 @@ today (UTC), so re-running on the same day pushes nothing new.`,
 			if err != nil {
 				return err
 			}
+			// Registries that need a repository before a push (ECR) get one.
+			if _, err := reg.EnsureRepository(cmd.Context(), repo, registry.RepositorySpec{}); err != nil {
+				return err
+			}
 			pushed, err := sample.Seed(cmd.Context(), ref, f.Now(), reg.Remote()...)
 			if err != nil {
 				return err

@@ -394,3 +394,42 @@ func nativeSeverity(s string) string {
 }
 
 var _ registry.NativeScanner = (*ECR)(nil)
+
+// PreviewResult is one image ECR's lifecycle preview would act on.
+type PreviewResult struct {
+	Digest string   `json:"digest"`
+	Tags   []string `json:"tags"`
+	Action string   `json:"action"` // EXPIRE or TRANSITION
+	Rule   int      `json:"rule"`
+}
+
+// Preview runs ECR's own lifecycle policy preview (StartLifecyclePolicyPreview, then the SDK's
+// waiter, then every page of GetLifecyclePolicyPreview).
+func (e *ECR) Preview(ctx context.Context, repo, policy string) ([]PreviewResult, error) {
+	if _, err := e.client.StartLifecyclePolicyPreview(ctx, &ecr.StartLifecyclePolicyPreviewInput{RepositoryName: aws.String(repo),
+		RegistryId: e.registryID(), LifecyclePolicyText: aws.String(policy)}); err != nil {
+		return nil, classify(err)
+	}
+	in := &ecr.GetLifecyclePolicyPreviewInput{RepositoryName: aws.String(repo), RegistryId: e.registryID()}
+	if err := ecr.NewLifecyclePolicyPreviewCompleteWaiter(e.client, func(o *ecr.LifecyclePolicyPreviewCompleteWaiterOptions) {
+		o.MinDelay = time.Second
+	}).Wait(ctx, in, 10*time.Minute); err != nil {
+		return nil, classify(fmt.Errorf("waiting for ECR's lifecycle preview of %s: %w", repo, err))
+	}
+	var out []PreviewResult
+	p := ecr.NewGetLifecyclePolicyPreviewPaginator(e.client, in)
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, classify(err)
+		}
+		for _, r := range page.PreviewResults {
+			pr := PreviewResult{Digest: aws.ToString(r.ImageDigest), Tags: r.ImageTags, Rule: int(aws.ToInt32(r.AppliedRulePriority))}
+			if r.Action != nil {
+				pr.Action = string(r.Action.Type)
+			}
+			out = append(out, pr)
+		}
+	}
+	return out, nil
+}

@@ -44,6 +44,8 @@ type Server struct {
 	scanned     map[string]bool
 	repos       map[string]*repo
 	replication json.RawMessage
+	previews    map[string][]lifecycle.Decision // repo -> the last preview's decisions
+	previewImgs map[string][]image
 	token       string
 	pushed      map[string]time.Time // repo@digest -> first push
 	calls       map[string]int
@@ -63,7 +65,7 @@ var repoName = regexp.MustCompile(`^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(
 func Start(t *testing.T) *Server {
 	t.Helper()
 	s := &Server{repos: map[string]*repo{}, pushed: map[string]time.Time{}, calls: map[string]int{}, Now: time.Now,
-		findings: map[string][]Finding{}, scanned: map[string]bool{}}
+		findings: map[string][]Finding{}, scanned: map[string]bool{}, previews: map[string][]lifecycle.Decision{}, previewImgs: map[string][]image{}}
 	tok := make([]byte, 16)
 	rand.Read(tok)
 	s.token = hex.EncodeToString(tok)
@@ -168,16 +170,18 @@ func (s *Server) ops() map[string]awstest.Op {
 		}
 	}
 	return map[string]awstest.Op{
-		"CreateRepository":      op("CreateRepository", s.createRepository),
-		"DescribeRepositories":  op("DescribeRepositories", s.describeRepositories),
-		"GetAuthorizationToken": op("GetAuthorizationToken", s.getAuthorizationToken),
-		"DescribeImages":        op("DescribeImages", s.describeImages),
-		"BatchDeleteImage":      op("BatchDeleteImage", s.batchDeleteImage),
-		"PutLifecyclePolicy":    op("PutLifecyclePolicy", s.putLifecyclePolicy),
-		"GetLifecyclePolicy":    op("GetLifecyclePolicy", s.getLifecyclePolicy),
-		"SetRepositoryPolicy":   op("SetRepositoryPolicy", s.setRepositoryPolicy),
-		"GetRepositoryPolicy":   op("GetRepositoryPolicy", s.getRepositoryPolicy),
-		"StartImageScan":        op("StartImageScan", s.startImageScan),
+		"CreateRepository":            op("CreateRepository", s.createRepository),
+		"DescribeRepositories":        op("DescribeRepositories", s.describeRepositories),
+		"GetAuthorizationToken":       op("GetAuthorizationToken", s.getAuthorizationToken),
+		"DescribeImages":              op("DescribeImages", s.describeImages),
+		"BatchDeleteImage":            op("BatchDeleteImage", s.batchDeleteImage),
+		"PutLifecyclePolicy":          op("PutLifecyclePolicy", s.putLifecyclePolicy),
+		"GetLifecyclePolicy":          op("GetLifecyclePolicy", s.getLifecyclePolicy),
+		"SetRepositoryPolicy":         op("SetRepositoryPolicy", s.setRepositoryPolicy),
+		"GetRepositoryPolicy":         op("GetRepositoryPolicy", s.getRepositoryPolicy),
+		"StartImageScan":              op("StartImageScan", s.startImageScan),
+		"StartLifecyclePolicyPreview": op("StartLifecyclePolicyPreview", s.startPreview),
+		"GetLifecyclePolicyPreview":   op("GetLifecyclePolicyPreview", s.getPreview),
 		"PutReplicationConfiguration": op("PutReplicationConfiguration", func(body []byte) (any, error) {
 			var in struct {
 				ReplicationConfiguration struct {
@@ -682,6 +686,79 @@ func (s *Server) describeImageScanFindings(body []byte) (any, error) {
 	resp := map[string]any{"registryId": Account, "repositoryName": in.RepositoryName, "imageId": map[string]any{"imageDigest": in.ImageId.ImageDigest},
 		"imageScanStatus":   map[string]any{"status": "COMPLETE", "description": "The scan was completed successfully."},
 		"imageScanFindings": map[string]any{"findings": findings, "imageScanCompletedAt": epoch(s.Now())}}
+	if next != "" {
+		resp["nextToken"] = next
+	}
+	return resp, nil
+}
+
+// startPreview evaluates the policy as the service does: every listed image, untagged platform
+// manifests of an index included, without the client-side graph protection regctl adds (the gap
+// aws/containers-roadmap#2613 reports), so tests can see regctl flag a disagreement.
+func (s *Server) startPreview(body []byte) (any, error) {
+	var in struct{ RepositoryName, LifecyclePolicyText string }
+	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	r, ok := s.repos[in.RepositoryName]
+	s.mu.Unlock()
+	if !ok {
+		return nil, notFound(in.RepositoryName)
+	}
+	text := in.LifecyclePolicyText
+	if text == "" {
+		text = r.Lifecycle
+	}
+	p, err := lifecycle.Parse([]byte(text))
+	if err != nil {
+		return nil, awstest.Errorf("InvalidParameterException", "Invalid parameter at 'LifecyclePolicyText' failed to satisfy constraint: 'Lifecycle policy validation failure: %v'", err)
+	}
+	imgs, err := s.images(in.RepositoryName)
+	if err != nil {
+		return nil, err
+	}
+	lc := make([]lifecycle.Image, len(imgs))
+	for i, im := range imgs {
+		lc[i] = lifecycle.Image{ID: im.digest, Tags: im.tags, PushedAt: im.pushed}
+	}
+	s.mu.Lock()
+	s.previews[in.RepositoryName] = lifecycle.Evaluate(p, lc, s.Now())
+	s.previewImgs[in.RepositoryName] = imgs
+	s.mu.Unlock()
+	return map[string]any{"registryId": Account, "repositoryName": in.RepositoryName, "lifecyclePolicyText": text, "status": "IN_PROGRESS"}, nil
+}
+
+func (s *Server) getPreview(body []byte) (any, error) {
+	var in struct {
+		RepositoryName, NextToken string
+	}
+	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ds, ok := s.previews[in.RepositoryName]
+	if !ok {
+		return nil, awstest.Errorf("LifecyclePolicyPreviewNotFoundException", "There is no dry run for the repository with name '%s' in the registry with id '%s'", in.RepositoryName, Account)
+	}
+	imgs := s.previewImgs[in.RepositoryName]
+	var keys []string
+	for i, d := range ds {
+		if d.Action != lifecycle.DecisionKeep {
+			keys = append(keys, fmt.Sprint(i))
+		}
+	}
+	page, next := paginate(keys, in.NextToken, 0, 2)
+	results := []any{}
+	for _, k := range page {
+		var i int
+		fmt.Sscanf(k, "%d", &i)
+		results = append(results, map[string]any{"imageDigest": ds[i].ImageID, "imageTags": imgs[i].tags, "imagePushedAt": epoch(imgs[i].pushed),
+			"action": map[string]any{"type": strings.ToUpper(ds[i].Action)}, "appliedRulePriority": ds[i].RulePriority})
+	}
+	resp := map[string]any{"registryId": Account, "repositoryName": in.RepositoryName, "status": "COMPLETE",
+		"previewResults": results, "summary": map[string]any{"expiringImageTotalCount": len(keys)}}
 	if next != "" {
 		resp["nextToken"] = next
 	}
