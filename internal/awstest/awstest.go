@@ -54,6 +54,9 @@ type Server struct {
 	TargetPrefix string // X-Amz-Target prefix, e.g. "AmazonEC2ContainerRegistry_V20150921"
 	Ops          map[string]Op
 	Now          func() time.Time
+	// Region, when set, is the only region requests may be signed for (as AWS answers a request
+	// signed for another region than the endpoint's).
+	Region string
 }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -65,6 +68,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err := VerifySigV4(r, body, s.Service, s.now()); err != nil {
 		writeError(w, err)
 		return
+	}
+	if s.Region != "" {
+		if _, rest, _ := strings.Cut(r.Header.Get("Authorization"), "Credential="); !strings.Contains(rest, "/"+s.Region+"/"+s.Service+"/") {
+			writeError(w, &Error{Status: http.StatusForbidden, Type: "InvalidSignatureException",
+				Message: "Credential should be scoped to a valid region, not the one this request was signed for; this endpoint is " + s.Region})
+			return
+		}
 	}
 	prefix, op, ok := strings.Cut(r.Header.Get("X-Amz-Target"), ".")
 	if !ok || prefix != s.TargetPrefix {

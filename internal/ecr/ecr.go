@@ -130,6 +130,9 @@ func classify(err error) error {
 	if err == nil {
 		return nil
 	}
+	if strings.Contains(err.Error(), "Credential should be scoped to a valid region") {
+		return exitcode.With(exitcode.Auth, fmt.Errorf("the request was signed for another region than the endpoint's: check region in the registry's config: %w", err))
+	}
 	var api smithy.APIError
 	if errors.As(err, &api) {
 		switch api.ErrorCode() {
@@ -144,6 +147,9 @@ func classify(err error) error {
 	var re interface{ HTTPStatusCode() int }
 	if errors.As(err, &re) && re.HTTPStatusCode() == http.StatusForbidden {
 		return exitcode.With(exitcode.Auth, err)
+	}
+	if msg := err.Error(); strings.Contains(msg, "failed to retrieve credentials") || strings.Contains(msg, "no valid providers in chain") || strings.Contains(msg, "get identity: get credentials") {
+		return exitcode.With(exitcode.Auth, fmt.Errorf("no AWS credentials: set AWS_PROFILE, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or run where a role is available: %w", err))
 	}
 	return err
 }

@@ -176,3 +176,35 @@ func TestBackupKeepsECRSettings(t *testing.T) {
 		t.Errorf("settings: %v", set)
 	}
 }
+
+// Throttling is retried by the SDK's standard retryer; the caller never sees it.
+func TestThrottlingIsRetried(t *testing.T) {
+	srv, e := open(t)
+	srv.Throttle("DescribeRepositories", 2)
+	if _, err := e.Repositories(context.Background(), ""); err != nil {
+		t.Fatalf("throttled call not retried: %v", err)
+	}
+	if n := srv.Calls("DescribeRepositories"); n < 3 {
+		t.Errorf("%d calls, want the 2 throttled ones retried", n)
+	}
+}
+
+// Without any AWS credentials the error says what to set, and exits 4.
+func TestMissingCredentials(t *testing.T) {
+	srv := ecrtest.Start(t)
+	t.Setenv("AWS_ACCESS_KEY_ID", "")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "")
+	_, err := ecr.Open(context.Background(), "prod", config.Registry{Type: "ecr", Region: ecrtest.Region, Endpoint: srv.URL}, registry.Options{})
+	if exitcode.Of(err) != exitcode.Auth || !strings.Contains(err.Error(), "no AWS credentials") {
+		t.Errorf("missing credentials: exit %d %v", exitcode.Of(err), err)
+	}
+}
+
+// A wrong region (the endpoint belongs to another) is named as such and exits 4.
+func TestWrongRegion(t *testing.T) {
+	srv := ecrtest.Start(t)
+	_, err := ecr.Open(context.Background(), "prod", config.Registry{Type: "ecr", Region: "eu-west-1", Endpoint: srv.URL}, registry.Options{})
+	if exitcode.Of(err) != exitcode.Auth || !strings.Contains(err.Error(), "check region") {
+		t.Errorf("wrong region: exit %d %v", exitcode.Of(err), err)
+	}
+}

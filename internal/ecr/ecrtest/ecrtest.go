@@ -49,6 +49,14 @@ type Server struct {
 	token       string
 	pushed      map[string]time.Time // repo@digest -> first push
 	calls       map[string]int
+	throttle    map[string]int // answer the next N calls of an operation with ThrottlingException
+}
+
+// Throttle makes the next n calls of op fail with ThrottlingException, as ECR does under load.
+func (s *Server) Throttle(op string, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.throttle[op] = n
 }
 
 type repo struct {
@@ -64,7 +72,7 @@ var repoName = regexp.MustCompile(`^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(
 // credentials for this test.
 func Start(t *testing.T) *Server {
 	t.Helper()
-	s := &Server{repos: map[string]*repo{}, pushed: map[string]time.Time{}, calls: map[string]int{}, Now: time.Now,
+	s := &Server{repos: map[string]*repo{}, pushed: map[string]time.Time{}, calls: map[string]int{}, throttle: map[string]int{}, Now: time.Now,
 		findings: map[string][]Finding{}, scanned: map[string]bool{}, previews: map[string][]lifecycle.Decision{}, previewImgs: map[string][]image{}}
 	tok := make([]byte, 16)
 	rand.Read(tok)
@@ -74,7 +82,8 @@ func Start(t *testing.T) *Server {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { closeReg() })
-	api := &awstest.Server{Service: "ecr", TargetPrefix: "AmazonEC2ContainerRegistry_V20150921", Ops: s.ops(), Now: func() time.Time { return time.Now() }}
+	api := &awstest.Server{Service: "ecr", TargetPrefix: "AmazonEC2ContainerRegistry_V20150921", Ops: s.ops(), Region: Region,
+		Now: func() time.Time { return time.Now() }}
 	srv, ca := awstest.TLSServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/v2") {
 			s.registry(reg).ServeHTTP(w, r)
@@ -165,7 +174,14 @@ func (s *Server) ops() map[string]awstest.Op {
 		return func(_ context.Context, body []byte) (any, error) {
 			s.mu.Lock()
 			s.calls[name]++
+			throttled := s.throttle[name] > 0
+			if throttled {
+				s.throttle[name]--
+			}
 			s.mu.Unlock()
+			if throttled {
+				return nil, awstest.Errorf("ThrottlingException", "Rate exceeded")
+			}
 			return fn(body)
 		}
 	}
