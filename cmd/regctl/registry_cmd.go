@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"fmt"
 	"strconv"
 
 	"github.com/spf13/cobra"
@@ -107,16 +106,9 @@ today (UTC), so re-running on the same day pushes nothing new.`,
 		Example: "  regctl registry seed 127.0.0.1:5000/game-server",
 		Args:    args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			res, err := f.Resolver()
+			reg, repo, err := f.repository(a[0])
 			if err != nil {
 				return err
-			}
-			reg, repo, err := res.Repository(a[0])
-			if err != nil {
-				return err
-			}
-			if repo == "" {
-				return usageError(fmt.Errorf("%q names a registry; give REGISTRY/REPO", a[0]))
 			}
 			ref, err := registry.RepositoryRef(reg, repo)
 			if err != nil {

@@ -97,16 +97,9 @@ Plain OCI registries cannot list manifests that no tag reaches; those are not sh
   regctl repo images local/game-server -o json | jq '.[] | select(.kind=="index") | .children'`,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			res, err := f.Resolver()
+			reg, repo, err := f.repository(a[0])
 			if err != nil {
 				return err
-			}
-			reg, repo, err := res.Repository(a[0])
-			if err != nil {
-				return err
-			}
-			if repo == "" {
-				return usageError(fmt.Errorf("%q names a registry; give REGISTRY/REPO", a[0]))
 			}
 			images, err := reg.Images(cmd.Context(), repo)
 			if err != nil {
@@ -239,22 +232,15 @@ exists ("exists") or not yet ("on-first-push"), and says that settings cannot be
 			default:
 				return usageError(fmt.Errorf("--tag-mutability %q: must be MUTABLE or IMMUTABLE", spec.TagMutability))
 			}
-			res, err := f.Resolver()
-			if err != nil {
-				return err
-			}
 			type created struct {
 				Registry string `json:"registry"`
 				registry.EnsureResult
 			}
 			var results []created
 			for _, arg := range a {
-				reg, repo, err := res.Repository(arg)
+				reg, repo, err := f.repository(arg)
 				if err != nil {
 					return err
-				}
-				if repo == "" {
-					return usageError(fmt.Errorf("%q names a registry; give REGISTRY/REPO", arg))
 				}
 				r, err := reg.EnsureRepository(cmd.Context(), repo, spec)
 				if err != nil {
@@ -283,20 +269,13 @@ exists ("exists") or not yet ("on-first-push"), and says that settings cannot be
 func newRepoPolicyCmd(f *Factory) *cobra.Command {
 	cmd := group(&cobra.Command{Use: "policy", Short: "Get or set a repository's access policy (ECR)"})
 	policies := func(arg string) (registry.RepositoryPolicies, string, error) {
-		res, err := f.Resolver()
-		if err != nil {
-			return nil, "", err
-		}
-		reg, repo, err := res.Repository(arg)
+		reg, repo, err := f.repository(arg)
 		if err != nil {
 			return nil, "", err
 		}
 		rp, ok := reg.(registry.RepositoryPolicies)
 		if !ok {
 			return nil, "", usageError(fmt.Errorf("%s is a %s registry, which has no repository policies", reg.Name(), reg.Type()))
-		}
-		if repo == "" {
-			return nil, "", usageError(fmt.Errorf("%q names a registry; give REGISTRY/REPO", arg))
 		}
 		return rp, repo, nil
 	}

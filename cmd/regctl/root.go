@@ -247,3 +247,19 @@ func group(cmd *cobra.Command) *cobra.Command {
 	cmd.RunE = func(c *cobra.Command, _ []string) error { return c.Help() }
 	return cmd
 }
+
+// repository resolves a REGISTRY/REPO argument that must name a repository, not a registry alone.
+func (f *Factory) repository(arg string) (registry.Registry, string, error) {
+	res, err := f.Resolver()
+	if err != nil {
+		return nil, "", err
+	}
+	reg, repo, err := res.Repository(arg)
+	if err != nil {
+		return nil, "", err
+	}
+	if repo == "" {
+		return nil, "", usageError(fmt.Errorf("%q names a registry; give REGISTRY/REPO", arg))
+	}
+	return reg, repo, nil
+}
