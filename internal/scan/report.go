@@ -47,17 +47,26 @@ type Denial struct {
 	Message   string `json:"message"`
 }
 
-// Write writes the outcome in format. JSON is trivy's report schema: one target gives one report
-// object, several an array of them, so `jq '.Results[].Vulnerabilities[]'` pipelines keep working.
+// Write writes the outcome in format. JSON is trivy's report schema: one image gives one report
+// object (the platforms of a multi-arch image are its Results, their targets suffixed with the
+// platform), several images an array of them, so `jq '.Results[].Vulnerabilities[]'` keeps working.
 func Write(ctx context.Context, w io.Writer, format string, o *Outcome, tty, color bool) error {
 	switch format {
 	case FormatJSON:
-		if len(o.Targets) == 1 {
-			return report.JSONWriter{Output: w}.Write(ctx, o.Targets[0].Report)
+		var refs []string
+		byRef := map[string][]Target{}
+		for _, t := range o.Targets {
+			if _, ok := byRef[t.Reference]; !ok {
+				refs = append(refs, t.Reference)
+			}
+			byRef[t.Reference] = append(byRef[t.Reference], t)
 		}
-		reports := make([]types.Report, len(o.Targets))
-		for i, t := range o.Targets {
-			reports[i] = t.Report
+		if len(refs) == 1 {
+			return report.JSONWriter{Output: w}.Write(ctx, merged(byRef[refs[0]]))
+		}
+		reports := make([]types.Report, len(refs))
+		for i, ref := range refs {
+			reports[i] = merged(byRef[ref])
 			for j := range reports[i].Results {
 				reports[i].Results[j].Packages = nil // as trivy's writer does without --list-all-pkgs
 			}
@@ -75,7 +84,8 @@ func Write(ctx context.Context, w io.Writer, format string, o *Outcome, tty, col
 	return fmt.Errorf("report format %q: must be one of %s: %w", format, strings.Join(Formats, ", "), exitcode.ErrUsage)
 }
 
-// merged folds several targets into one report (SARIF has one run); targets keep their platform.
+// merged folds several targets into one report (one image's platforms; SARIF's one run); each
+// result's target keeps its platform.
 func merged(targets []Target) types.Report {
 	if len(targets) == 1 {
 		return targets[0].Report

@@ -236,8 +236,10 @@ func TestReportsParseBack(t *testing.T) {
 	if n != 7 || rep.SchemaVersion != 2 || !strings.HasSuffix(rep.ArtifactName, "/app:vulnerable") {
 		t.Errorf("json report: %d vulns, schema %d, artifact %s", n, rep.SchemaVersion, rep.ArtifactName)
 	}
-	// Two targets: an array of reports.
-	two := &scan.Outcome{Targets: append(targets, targets...), Findings: o.Findings, Gate: o.Gate}
+	// Two images: an array of reports.
+	other := targets[0]
+	other.Reference = "other/app:1"
+	two := &scan.Outcome{Targets: append(append([]scan.Target{}, targets...), other), Findings: o.Findings, Gate: o.Gate}
 	buf.Reset()
 	scan.Write(ctx, &buf, scan.FormatJSON, two, false, false)
 	var reps []types.Report
@@ -302,6 +304,18 @@ func TestMultiPlatformIndex(t *testing.T) {
 	}
 	if n := len(scan.Findings(targets[1:])); n != 0 {
 		t.Errorf("arm64 findings: %d", n)
+	}
+	// One multi-arch image is one JSON report whose results name their platform.
+	var buf bytes.Buffer
+	if err := scan.Write(context.Background(), &buf, scan.FormatJSON, &scan.Outcome{Targets: targets}, false, false); err != nil {
+		t.Fatal(err)
+	}
+	var rep types.Report
+	if err := json.Unmarshal(buf.Bytes(), &rep); err != nil {
+		t.Fatalf("a multi-arch image must give one report object: %v", err)
+	}
+	if len(rep.Results) < 2 || !strings.Contains(rep.Results[0].Target, "[linux/amd64]") {
+		t.Errorf("results: %d, first target %q", len(rep.Results), rep.Results[0].Target)
 	}
 	only := fx.scan(t, "app:multi", scan.ScanOptions{Platform: "linux/arm64"})
 	if len(only) != 1 || only[0].Platform != "linux/arm64" {
