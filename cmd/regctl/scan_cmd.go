@@ -245,8 +245,10 @@ func scanOutcome(cmd *cobra.Command, f *Factory, sf *scanFlags, images []string,
 		}
 		out.Targets = append(out.Targets, targets...)
 		if policy != nil {
+			// The image's manifest annotations (the base image name) are read once per image.
+			ann := annotationsOf(append(reg.Remote(), remote.WithContext(cmd.Context())), ref)
 			for _, t := range targets {
-				msgs, err := policy.Evaluate(cmd.Context(), scan.PolicyInput(t.Reference, t.Digest, t.Platform, t.Config, annotationsOf(reg.Remote(), ref)))
+				msgs, err := policy.Evaluate(cmd.Context(), scan.PolicyInput(t.Reference, t.Digest, t.Platform, t.Config, ann))
 				if err != nil {
 					return nil, err
 				}
