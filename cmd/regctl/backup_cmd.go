@@ -316,6 +316,6 @@ where the backend needs it. --dry-run reports what would be pushed.`,
 	fl.StringVar(&to, "to", "", "registry to restore into (a config name or a host)")
 	fl.StringArrayVar(&repos, "repos", nil, "repository glob to restore (repeatable; default all)")
 	fl.BoolVar(&dryRun, "dry-run", false, "report what would be pushed; push nothing")
-	fl.IntVar(&jobs, "jobs", 0, "parallel transfers")
+	fl.IntVar(&jobs, "jobs", 0, "blobs pushed in parallel (default 4)")
 	return cmd
 }

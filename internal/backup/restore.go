@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"sync"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/regctl-dev/regctl/internal/registry"
 )
@@ -80,17 +82,29 @@ func restoreRepo(ctx context.Context, s Store, rs RepoSnapshot, reg registry.Reg
 		if err != nil {
 			return err
 		}
+		// A manifest's blobs go up --jobs at a time; the manifest only after all of them.
+		var mu sync.Mutex
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(o.Jobs)
 		for _, b := range blobs {
-			pushed, err := pushBlob(ctx, s, ref, b, opts, o.DryRun)
-			if err != nil {
-				return err
-			}
-			if pushed {
-				res.BlobsPushed++
-				res.BytesPushed += b.Size
-			} else {
-				res.BlobsPresent++
-			}
+			g.Go(func() error {
+				pushed, err := pushBlob(gctx, s, ref, b, append(reg.Remote(), remote.WithContext(gctx)), o.DryRun)
+				if err != nil {
+					return err
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				if pushed {
+					res.BlobsPushed++
+					res.BytesPushed += b.Size
+				} else {
+					res.BlobsPresent++
+				}
+				return nil
+			})
+		}
+		if err := g.Wait(); err != nil {
+			return err
 		}
 		res.ManifestsPushed++
 		if o.DryRun {
