@@ -135,6 +135,23 @@ func openFrom(cmd *cobra.Command, f *Factory, from string) (backup.Store, []*bac
 	return store, snaps, nil
 }
 
+// openSnapshot opens DEST and picks the snapshot the optional argument names (default latest).
+func openSnapshot(cmd *cobra.Command, f *Factory, from string, a []string) (backup.Store, *backup.Snapshot, error) {
+	store, snaps, err := openFrom(cmd, f, from)
+	if err != nil {
+		return nil, nil, err
+	}
+	id := ""
+	if len(a) == 1 {
+		id = a[0]
+	}
+	snap, err := backup.FindSnapshot(snaps, id)
+	if err != nil {
+		return nil, nil, exitcode.With(exitcode.NotFound, err)
+	}
+	return store, snap, nil
+}
+
 func newBackupListCmd(f *Factory) *cobra.Command {
 	var from string
 	cmd := &cobra.Command{
@@ -172,17 +189,9 @@ func newBackupVerifyCmd(f *Factory) *cobra.Command {
 		Example: "  regctl backup verify --from /backup/registry\n  regctl backup verify --from s3://game-backups/registry 20261202T030000Z",
 		Args:    args(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			store, snaps, err := openFrom(cmd, f, from)
+			store, snap, err := openSnapshot(cmd, f, from, a)
 			if err != nil {
 				return err
-			}
-			id := ""
-			if len(a) == 1 {
-				id = a[0]
-			}
-			snap, err := backup.FindSnapshot(snaps, id)
-			if err != nil {
-				return exitcode.With(exitcode.NotFound, err)
 			}
 			res, err := backup.Verify(cmd.Context(), store, snap)
 			if err != nil {
@@ -274,17 +283,9 @@ where the backend needs it. --dry-run reports what would be pushed.`,
 			if to == "" {
 				return usageError(errors.New("--to REGISTRY is required"))
 			}
-			store, snaps, err := openFrom(cmd, f, from)
+			store, snap, err := openSnapshot(cmd, f, from, a)
 			if err != nil {
 				return err
-			}
-			id := ""
-			if len(a) == 1 {
-				id = a[0]
-			}
-			snap, err := backup.FindSnapshot(snaps, id)
-			if err != nil {
-				return exitcode.With(exitcode.NotFound, err)
 			}
 			res, err := f.Resolver()
 			if err != nil {

@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/regctl-dev/regctl/internal/fsutil"
 )
 
 // Store is where a backup lives: a directory or an S3 prefix. Keys use "/" separators.
@@ -63,24 +65,7 @@ func (d *dirStore) Put(ctx context.Context, key string, r io.Reader, _ int64) er
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(p), ".tmp-"+filepath.Base(p)+"-")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := io.Copy(tmp, ctxReader{ctx, r}); err != nil {
-		tmp.Close()
-		return err
-	}
-	// fsync before the rename: after a crash the name never points at a half-written file.
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), p)
+	return fsutil.WriteAtomic(p, ctxReader{ctx, r}, 0o644)
 }
 
 func (d *dirStore) Get(_ context.Context, key string) (io.ReadCloser, error) {

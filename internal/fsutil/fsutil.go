@@ -3,6 +3,8 @@
 package fsutil
 
 import (
+	"bytes"
+	"io"
 	"os"
 	"path/filepath"
 )
@@ -11,7 +13,13 @@ import (
 // synced before it is renamed into place; the file never exists with other permissions or partly
 // written content.
 func WriteFileAtomic(path string, data []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	return WriteAtomic(path, bytes.NewReader(data), mode)
+}
+
+// WriteAtomic is WriteFileAtomic for a stream: if reading r fails (a digest mismatch, a broken
+// source), nothing is written at path.
+func WriteAtomic(path string, r io.Reader, mode os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-")
 	if err != nil {
 		return err
 	}
@@ -20,7 +28,7 @@ func WriteFileAtomic(path string, data []byte, mode os.FileMode) error {
 		tmp.Close()
 		return err
 	}
-	if _, err := tmp.Write(data); err != nil {
+	if _, err := io.Copy(tmp, r); err != nil {
 		tmp.Close()
 		return err
 	}
