@@ -149,6 +149,14 @@ func (r *recorder) WriteHeader(code int) { r.status = code; r.ResponseWriter.Wri
 
 func epoch(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
 
+// repoLocked finds a repository or returns ECR's RepositoryNotFoundException; the caller holds s.mu.
+func (s *Server) repoLocked(name string) (*repo, error) {
+	if r, ok := s.repos[name]; ok {
+		return r, nil
+	}
+	return nil, notFound(name)
+}
+
 func notFound(name string) error {
 	return awstest.Errorf("RepositoryNotFoundException", "The repository with name '%s' does not exist in the registry with id '%s'", name, Account)
 }
@@ -239,9 +247,9 @@ func (s *Server) ops() map[string]awstest.Op {
 			}
 			s.mu.Lock()
 			defer s.mu.Unlock()
-			r, ok := s.repos[in.RepositoryName]
-			if !ok {
-				return nil, notFound(in.RepositoryName)
+			r, err := s.repoLocked(in.RepositoryName)
+			if err != nil {
+				return nil, err
 			}
 			r.ScanOnPush = in.ImageScanningConfiguration.ScanOnPush
 			return map[string]any{"registryId": Account, "repositoryName": r.Name, "imageScanningConfiguration": map[string]any{"scanOnPush": r.ScanOnPush}}, nil
@@ -253,9 +261,9 @@ func (s *Server) ops() map[string]awstest.Op {
 			}
 			s.mu.Lock()
 			defer s.mu.Unlock()
-			r, ok := s.repos[in.RepositoryName]
-			if !ok {
-				return nil, notFound(in.RepositoryName)
+			r, err := s.repoLocked(in.RepositoryName)
+			if err != nil {
+				return nil, err
 			}
 			r.Mutability = in.ImageTagMutability
 			return map[string]any{"registryId": Account, "repositoryName": r.Name, "imageTagMutability": r.Mutability}, nil
@@ -558,18 +566,18 @@ func (s *Server) putLifecyclePolicy(body []byte) (any, error) {
 	if n := len([]rune(in.LifecyclePolicyText)); n < 100 || n > 30720 {
 		return nil, awstest.Errorf("InvalidParameterException", "Invalid parameter at 'lifecyclePolicyText' failed to satisfy constraint: 'Member must have length between 100 and 30720'")
 	}
-	if _, err := lifecycle.Parse([]byte(in.LifecyclePolicyText)); err != nil {
+	policy, err := lifecycle.Parse([]byte(in.LifecyclePolicyText))
+	if err != nil {
 		return nil, awstest.Errorf("InvalidParameterException", "Invalid parameter at 'LifecyclePolicyText' failed to satisfy constraint: 'Lifecycle policy validation failure: %v'", err)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	r, ok := s.repos[in.RepositoryName]
-	if !ok {
-		return nil, notFound(in.RepositoryName)
+	r, err := s.repoLocked(in.RepositoryName)
+	if err != nil {
+		return nil, err
 	}
 	// ECR stores the policy with its rules re-ordered by priority.
-	p, _ := lifecycle.Parse([]byte(in.LifecyclePolicyText))
-	canon, _ := lifecycle.Canonical(p)
+	canon, _ := lifecycle.Canonical(policy)
 	r.Lifecycle = string(canon)
 	return map[string]any{"registryId": Account, "repositoryName": r.Name, "lifecyclePolicyText": r.Lifecycle}, nil
 }
@@ -581,9 +589,9 @@ func (s *Server) getLifecyclePolicy(body []byte) (any, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	r, ok := s.repos[in.RepositoryName]
-	if !ok {
-		return nil, notFound(in.RepositoryName)
+	r, err := s.repoLocked(in.RepositoryName)
+	if err != nil {
+		return nil, err
 	}
 	if r.Lifecycle == "" {
 		return nil, awstest.Errorf("LifecyclePolicyNotFoundException", "Lifecycle policy does not exist for the repository with name '%s' in the registry with id '%s'", r.Name, Account)
@@ -605,9 +613,9 @@ func (s *Server) setRepositoryPolicy(body []byte) (any, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	r, ok := s.repos[in.RepositoryName]
-	if !ok {
-		return nil, notFound(in.RepositoryName)
+	r, err := s.repoLocked(in.RepositoryName)
+	if err != nil {
+		return nil, err
 	}
 	r.Policy = in.PolicyText
 	return map[string]any{"registryId": Account, "repositoryName": r.Name, "policyText": r.Policy}, nil
@@ -620,9 +628,9 @@ func (s *Server) getRepositoryPolicy(body []byte) (any, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	r, ok := s.repos[in.RepositoryName]
-	if !ok {
-		return nil, notFound(in.RepositoryName)
+	r, err := s.repoLocked(in.RepositoryName)
+	if err != nil {
+		return nil, err
 	}
 	if r.Policy == "" {
 		return nil, awstest.Errorf("RepositoryPolicyNotFoundException", "Repository policy does not exist for the repository with name '%s' in the registry with id '%s'", r.Name, Account)
