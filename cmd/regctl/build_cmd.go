@@ -61,19 +61,19 @@ regctl's own auth for the registry; no docker login step. --dry-run prints the c
 			if repo == "" {
 				return usageError(errors.New("--repo REGISTRY/REPO is required"))
 			}
+			user, err := parseKeyValues("--build-arg", buildArgs)
+			if err != nil {
+				return err
+			}
 			contextDir := "."
 			if len(a) == 1 {
 				contextDir = a[0]
 			}
-			if !filepath.IsAbs(contextDir) {
-				contextDir = filepath.Join(f.WorkDir, contextDir)
-			}
+			contextDir = f.inWorkDir(contextDir)
 			if st, err := os.Stat(contextDir); err != nil || !st.IsDir() {
 				return exitcode.With(exitcode.NotFound, fmt.Errorf("build context %s is not a directory", contextDir))
 			}
-			if dockerfile != "" && !filepath.IsAbs(dockerfile) {
-				dockerfile = filepath.Join(f.WorkDir, dockerfile)
-			}
+			dockerfile = f.inWorkDir(dockerfile)
 			res, err := f.Resolver()
 			if err != nil {
 				return err
@@ -105,14 +105,6 @@ regctl's own auth for the registry; no docker login step. --dry-run prints the c
 			}
 			if len(plats) == 0 {
 				plats = []string{"linux/amd64", "linux/arm64"} // as the script
-			}
-			user := map[string]string{}
-			for _, kv := range buildArgs {
-				k, v, ok := strings.Cut(kv, "=")
-				if !ok || k == "" {
-					return usageError(fmt.Errorf("--build-arg %q: want KEY=VALUE", kv))
-				}
-				user[k] = v
 			}
 			if builder == "" {
 				builder = firstNonEmpty(cfg.Build.Builder, build.BuilderAuto)

@@ -238,6 +238,9 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{"repo", "create", "127.0.0.1:1/app", "--encryption", "DES"},
 		{"registry", "gc"},
 		{"registry", "serve", "--root", c.workDir, "--tls-cert", "cert.pem"},
+		{"repo", "create", "127.0.0.1:1/app", "--tag", "team"},
+		{"sign", "127.0.0.1:1/app:v1", "--key", "cosign.key", "-a", "=prod"},
+		{"build-push", c.workDir, "--repo", "127.0.0.1:1/app", "--build-arg", "VERSION"},
 	} {
 		_, errOut, code := c.run(argv...)
 		if code != exitcode.Usage {

@@ -208,13 +208,9 @@ exists ("exists") or not yet ("on-first-push"), and says that settings cannot be
   regctl repo create local/game-server`,
 		Args: args(cobra.MinimumNArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			spec.Tags = map[string]string{}
-			for _, kv := range tags {
-				k, v, ok := strings.Cut(kv, "=")
-				if !ok || k == "" {
-					return usageError(fmt.Errorf("--tag %q: want key=value", kv))
-				}
-				spec.Tags[k] = v
+			var err error
+			if spec.Tags, err = parseKeyValues("--tag", tags); err != nil {
+				return err
 			}
 			if len(spec.Tags) == 0 {
 				spec.Tags = nil

@@ -42,6 +42,15 @@ type Factory struct {
 	logger *slog.Logger
 }
 
+// inWorkDir resolves a relative user path against the injected working directory, so in-process
+// tests never depend on the process's own cwd. Empty and absolute paths pass through.
+func (f *Factory) inWorkDir(p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(f.WorkDir, p)
+}
+
 type globalFlags struct {
 	configFile string
 	output     string
@@ -181,6 +190,19 @@ REGCTL_* environment variables override the file, flags override both.`,
 	root.AddCommand(newVersionCmd(f), newConfigCmd(f), newRepoCmd(f), newLifecycleCmd(f), newScanCmd(f), newSignCmd(f), newVerifyCmd(f), newBuildPushCmd(f), newBackupCmd(f), newRestoreCmd(f), newReplicationCmd(f), newAuthCmd(f), newCredentialHelperCmd(f), newRegistryCmd(f))
 	root.AddCommand(helpTopics()...)
 	return root
+}
+
+// parseKeyValues reads repeated key=value flags (-a, --tag, --build-arg); a later key wins.
+func parseKeyValues(flag string, list []string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, kv := range list {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, usageError(fmt.Errorf("%s %q: want key=value", flag, kv))
+		}
+		out[k] = v
+	}
+	return out, nil
 }
 
 func usageError(err error) error {

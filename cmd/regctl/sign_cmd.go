@@ -44,28 +44,30 @@ func (f *Factory) passFunc() sign.PassFunc {
 	}
 }
 
-func parseAnnotations(list []string) (map[string]string, error) {
-	out := map[string]string{}
-	for _, kv := range list {
-		k, v, ok := strings.Cut(kv, "=")
-		if !ok || k == "" {
-			return nil, usageError(fmt.Errorf("-a %q: want key=value", kv))
+// keyRef picks --key or sign.key from the config; a key file's relative path is taken from the
+// command's working directory.
+func (f *Factory) keyRef(flag string) (string, error) {
+	ref := flag
+	if ref == "" {
+		cfg, err := f.Config()
+		if err != nil {
+			return "", err
 		}
-		out[k] = v
+		ref = cfg.Sign.Key
 	}
-	return out, nil
+	if sign.IsKMS(ref) {
+		return ref, nil
+	}
+	return f.inWorkDir(ref), nil
 }
 
-// keyRef is --key, else sign.key from the config.
-func (f *Factory) keyRef(flag string) (string, error) {
-	if flag != "" {
-		return flag, nil
+// signInputs parses the -a annotations and picks the key: the preamble sign and verify share.
+func (f *Factory) signInputs(key string, annotations []string) (ref string, ann map[string]string, err error) {
+	if ann, err = parseKeyValues("-a", annotations); err != nil {
+		return "", nil, err
 	}
-	cfg, err := f.Config()
-	if err != nil {
-		return "", err
-	}
-	return cfg.Sign.Key, nil
+	ref, err = f.keyRef(key)
+	return ref, ann, err
 }
 
 func newSignCmd(f *Factory) *cobra.Command {
@@ -86,11 +88,7 @@ KEY is a cosign.key file (password from COSIGN_PASSWORD, or asked on a terminal)
   regctl sign local/game-server:latest --key awskms:///alias/release-signing --recursive -a git_sha=$(git rev-parse HEAD)`,
 		Args: args(cobra.MinimumNArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			ann, err := parseAnnotations(annotations)
-			if err != nil {
-				return err
-			}
-			ref, err := f.keyRef(key)
+			ref, ann, err := f.signInputs(key, annotations)
 			if err != nil {
 				return err
 			}
@@ -150,10 +148,7 @@ on a terminal), readable only by you, and <prefix>.pub. Both work with the cosig
 		Example: "  COSIGN_PASSWORD=... regctl sign generate-key-pair\n  regctl sign generate-key-pair --output-key-prefix keys/release",
 		Args:    args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if !strings.HasPrefix(prefix, "/") {
-				prefix = f.WorkDir + "/" + prefix
-			}
-			priv, pub, err := sign.GenerateKeyPair(prefix, f.passFunc(), force)
+			priv, pub, err := sign.GenerateKeyPair(f.inWorkDir(prefix), f.passFunc(), force)
 			if err != nil {
 				return err
 			}
@@ -180,11 +175,7 @@ annotation missing, or the tag now points at content that was never signed.`,
   regctl verify local/game-server:latest --key cosign.pub -a git_sha=abc123 -o json`,
 		Args: args(cobra.MinimumNArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			ann, err := parseAnnotations(annotations)
-			if err != nil {
-				return err
-			}
-			ref, err := f.keyRef(key)
+			ref, ann, err := f.signInputs(key, annotations)
 			if err != nil {
 				return err
 			}

@@ -43,6 +43,8 @@ func TestSignAndVerifyThroughTheCLI(t *testing.T) {
 	if len(verified) != 1 || verified[0].Digest != signed[0].Digest || len(verified[0].Payloads) != 1 {
 		t.Fatalf("verified: %+v", verified)
 	}
+	// A relative key path is read from the command's working directory, not the process's.
+	c.ok("verify", img, "--key", "cosign.pub", "-a", "env=prod")
 	// sign.key from the config is used when --key is absent; verify finds its .pub. The table output
 	// ends with the verified payloads.
 	c.env = append(c.env, "REGCTL_SIGN_KEY="+key)
