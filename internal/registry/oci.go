@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -431,4 +432,14 @@ func (f *fetcher) fetchConfigs(digests []v1.Hash) error {
 		})
 	}
 	return g.Wait()
+}
+
+// IndexPlatforms lists the PlatformManifests of an index fetched with remote.Get, from the bytes
+// already fetched: no further request.
+func IndexPlatforms(desc *remote.Descriptor) ([]v1.Descriptor, error) {
+	im, err := v1.ParseIndexManifest(bytes.NewReader(desc.Manifest))
+	if err != nil {
+		return nil, fmt.Errorf("parsing index %s: %w", desc.Digest, err)
+	}
+	return PlatformManifests(im), nil
 }

@@ -111,15 +111,11 @@ func (e *Engine) Scan(ctx context.Context, remoteOpts []remote.Option, ref name.
 	}
 	var todo []one
 	if desc.MediaType.IsIndex() {
-		idx, err := desc.ImageIndex()
+		platforms, err := registry.IndexPlatforms(desc)
 		if err != nil {
 			return nil, err
 		}
-		im, err := idx.IndexManifest()
-		if err != nil {
-			return nil, err
-		}
-		for _, m := range registry.PlatformManifests(im) {
+		for _, m := range platforms {
 			p := m.Platform.String()
 			if o.Platform == "" || o.Platform == p {
 				todo = append(todo, one{m.Digest, p})

@@ -67,15 +67,11 @@ func Sign(ctx context.Context, remoteOpts []remote.Option, ref name.Reference, s
 		platform string
 	}{{root, ""}}
 	if o.Recursive && desc.MediaType.IsIndex() {
-		idx, err := desc.ImageIndex()
+		platforms, err := registry.IndexPlatforms(desc)
 		if err != nil {
 			return nil, err
 		}
-		im, err := idx.IndexManifest()
-		if err != nil {
-			return nil, err
-		}
-		for _, m := range registry.PlatformManifests(im) {
+		for _, m := range platforms {
 			targets = append(targets, struct {
 				d        name.Digest
 				platform string
