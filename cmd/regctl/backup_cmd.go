@@ -33,6 +33,7 @@ func newBackupCmd(f *Factory) *cobra.Command {
 	var to, storageClass, metricsFile string
 	var repos []string
 	var jobs int
+	var verifyExisting bool
 	cmd := &cobra.Command{
 		Use:   "backup REGISTRY --to DEST",
 		Short: "Back up a registry into a content-addressed OCI layout (directory or S3); cron-ready",
@@ -44,7 +45,8 @@ snapshots, so re-running over an unchanged registry transfers no blob.
 
 Each run records a dated snapshot, written only after everything it references is stored: killing a
 run at any moment leaves every earlier snapshot restorable, and the next run reuses what was stored.
-A lock stops two runs on one DEST (a crashed run's lock is recovered). DEST is a directory,
+A blob already stored is trusted when its size matches (--verify-existing re-hashes it; a damaged
+one is fetched again). A lock stops two runs on one DEST (a crashed run's lock is recovered). DEST is a directory,
 file://PATH or s3://bucket/prefix (AWS credentials from the default chain; AWS_ENDPOINT_URL_S3 for
 S3-compatible servers). Exit 0 when every repository was backed up, 1 on partial failure.`,
 		Example: `  regctl backup local --to /backup/registry
@@ -77,7 +79,7 @@ S3-compatible servers). Exit 0 when every repository was backed up, 1 on partial
 				jobs = cfg.Backup.Jobs
 			}
 			start := f.Now()
-			o := backup.Options{Repos: repos, Jobs: jobs, Now: f.Now, Logger: f.Logger()}
+			o := backup.Options{Repos: repos, Jobs: jobs, Now: f.Now, Logger: f.Logger(), VerifyExisting: verifyExisting}
 			if f.IO.ErrTTY {
 				o.Progress = func(p backup.Progress) {
 					fmt.Fprintf(f.IO.ErrOut, "\r%s: %d/%d blobs, %s new    ", p.Repository, p.Done, p.Total, humanSize(p.Bytes))
@@ -115,6 +117,7 @@ S3-compatible servers). Exit 0 when every repository was backed up, 1 on partial
 	fl.StringVar(&storageClass, "storage-class", "", "S3 storage class for blobs, e.g. GLACIER_IR (default backup.storage_class)")
 	fl.IntVar(&jobs, "jobs", 0, "blobs transferred in parallel (default backup.jobs, else 4)")
 	fl.StringVar(&metricsFile, "metrics-file", "", "write Prometheus text metrics here (node_exporter textfile collector)")
+	fl.BoolVar(&verifyExisting, "verify-existing", false, "re-hash blobs the destination already has (slower; repairs damaged ones)")
 	cmd.AddCommand(newBackupListCmd(f), newBackupVerifyCmd(f), newBackupPruneCmd(f))
 	return cmd
 }
@@ -193,7 +196,7 @@ func newBackupVerifyCmd(f *Factory) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			res, err := backup.Verify(cmd.Context(), store, snap)
+			res, err := backup.Verify(cmd.Context(), store, snap, f.Now)
 			if err != nil {
 				return err
 			}
@@ -267,7 +270,7 @@ func newBackupPruneCmd(f *Factory) *cobra.Command {
 func newRestoreCmd(f *Factory) *cobra.Command {
 	var from, to string
 	var repos []string
-	var dryRun bool
+	var dryRun, noSettings bool
 	var jobs int
 	cmd := &cobra.Command{
 		Use:   "restore --from DEST --to REGISTRY [SNAPSHOT|latest]",
@@ -275,7 +278,10 @@ func newRestoreCmd(f *Factory) *cobra.Command {
 		Long: `Push what the registry lacks from a snapshot: blobs and manifests (platforms before their indexes),
 every digest verified as it is read from the backup, then the tags, signature tags included.
 Existing blobs, manifests and tags are skipped, so a restore can be re-run. Repositories are created
-where the backend needs it. --dry-run reports what would be pushed.`,
+where the backend needs it, with the settings the backup recorded (ECR: scan on push, encryption, tag
+mutability), and the recorded lifecycle and repository policies are applied once the images are
+back; --no-settings skips both. What the target cannot hold is named on stderr and in -o json
+("settings"); a setting that fails to apply exits 1. --dry-run reports what would be pushed.`,
 		Example: `  regctl restore --from /backup/registry --to local
   regctl restore --from s3://game-backups/registry --to dr-registry 20261202T030000Z --repos 'game-server*' --dry-run`,
 		Args: args(cobra.MaximumNArgs(1)),
@@ -295,8 +301,11 @@ where the backend needs it. --dry-run reports what would be pushed.`,
 			if err != nil {
 				return err
 			}
-			out, err := backup.Restore(cmd.Context(), store, snap, reg, backup.Options{Repos: repos, DryRun: dryRun, Jobs: jobs, Logger: f.Logger()})
+			out, err := backup.Restore(cmd.Context(), store, snap, reg, backup.Options{Repos: repos, DryRun: dryRun, Jobs: jobs, Logger: f.Logger(), Now: f.Now, NoSettings: noSettings})
 			if out != nil {
+				for _, s := range out.NotApplied() {
+					f.Notef("warning: %s: %s %s: %s", s.Repository, s.Setting, s.Status, s.Reason)
+				}
 				if rerr := f.Render(out, func() ui.Table {
 					verb := "pushed"
 					if dryRun {
@@ -318,5 +327,6 @@ where the backend needs it. --dry-run reports what would be pushed.`,
 	fl.StringArrayVar(&repos, "repos", nil, "repository glob to restore (repeatable; default all)")
 	fl.BoolVar(&dryRun, "dry-run", false, "report what would be pushed; push nothing")
 	fl.IntVar(&jobs, "jobs", 0, "blobs pushed in parallel (default 4)")
+	fl.BoolVar(&noSettings, "no-settings", false, "restore images only: no recorded repository settings or policies")
 	return cmd
 }

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"regexp"
 	"sort"
@@ -32,6 +34,12 @@ type Options struct {
 	Logger   *slog.Logger
 	Progress func(p Progress) // called as blobs complete (a TTY progress line)
 	DryRun   bool             // restore: report, push nothing
+	// VerifyExisting re-hashes blobs the store already has (backup) instead of trusting their size;
+	// a damaged one is fetched again.
+	VerifyExisting bool
+	// NoSettings restores images only: repositories are created with default settings and no
+	// recorded policy is applied.
+	NoSettings bool
 }
 
 // Progress reports a running transfer.
@@ -75,11 +83,17 @@ func MatchRepo(globs []string, repo string) bool {
 func Backup(ctx context.Context, reg registry.Registry, s Store, o Options) (*Snapshot, error) {
 	o.defaults()
 	start := o.Now().UTC()
-	release, err := Lock(ctx, s, "regctl backup "+reg.Name(), o.Now)
+	ctx, release, err := Lock(ctx, s, "regctl backup "+reg.Name(), LockExclusive, o.Now)
 	if err != nil {
 		return nil, err
 	}
 	defer release()
+	// Holding the exclusive lock, whatever is half-written was left by a killed run.
+	if n, err := s.CleanTemp(ctx); err != nil {
+		o.Logger.Warn("could not remove what killed runs left", "error", err)
+	} else if n > 0 {
+		o.Logger.Info("removed what killed runs left", "files", n)
+	}
 
 	all, err := reg.Repositories(ctx, "")
 	if err != nil {
@@ -99,7 +113,7 @@ func Backup(ctx context.Context, reg registry.Registry, s Store, o Options) (*Sn
 		rs, st, err := backupRepo(ctx, reg, s, repo, o)
 		if err != nil {
 			if ctx.Err() != nil {
-				return nil, ctx.Err()
+				return nil, context.Cause(ctx)
 			}
 			o.Logger.Warn("repository not backed up", "repository", repo, "error", err)
 			snap.Incomplete = append(snap.Incomplete, repo+": "+err.Error())
@@ -112,20 +126,21 @@ func Backup(ctx context.Context, reg registry.Registry, s Store, o Options) (*Sn
 		snap.Stats.NewBlobs += st.NewBlobs
 		snap.Stats.NewBytes += st.NewBytes
 		snap.Stats.StoredAlready += st.StoredAlready
+		snap.Stats.Repaired += st.Repaired
 	}
 	if len(snap.Repos) == 0 {
 		return snap, fmt.Errorf("no repository could be backed up: %s", strings.Join(snap.Incomplete, "; "))
 	}
 	// Two runs in the same second must not share a record.
 	for i := 1; ; i++ {
-		if ok, err := s.Exists(ctx, snapshotsDir+snap.ID+".json"); err != nil {
+		if ok, err := exists(ctx, s, recordKey(snap.ID)); err != nil {
 			return nil, err
 		} else if !ok {
 			break
 		}
 		snap.ID = start.Format("20060102T150405Z") + fmt.Sprintf("-%d", i)
 	}
-	if err := putJSON(ctx, s, snapshotsDir+snap.ID+".json", snap); err != nil {
+	if err := putJSON(ctx, s, recordKey(snap.ID), snap); err != nil {
 		return nil, fmt.Errorf("writing the snapshot record: %w", err)
 	}
 	snaps, err := Snapshots(ctx, s)
@@ -197,17 +212,7 @@ func backupRepo(ctx context.Context, reg registry.Registry, s Store, repo string
 		}
 	}
 	rs.Manifests = childrenFirst(descs, raws)
-	// Backend settings the backend can read (ECR lifecycle and repository policies) go along.
-	if lp, ok := reg.(registry.LifecyclePolicies); ok {
-		if text, err := lp.GetLifecyclePolicy(ctx, repo); err == nil {
-			rs.setting("lifecyclePolicy", text)
-		}
-	}
-	if rp, ok := reg.(registry.RepositoryPolicies); ok {
-		if text, err := rp.GetRepositoryPolicy(ctx, repo); err == nil {
-			rs.setting("repositoryPolicy", text)
-		}
-	}
+	recordSettings(ctx, reg, repo, rs, o.Logger)
 	st.Manifests = len(descs)
 
 	// Every blob (config and layers) once, in parallel.
@@ -226,7 +231,7 @@ func backupRepo(ctx context.Context, reg registry.Registry, s Store, repo string
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	var done, newBlobs, already atomic.Int64
+	var done, newBlobs, already, repaired atomic.Int64
 	var newBytes atomic.Int64
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(o.Jobs)
@@ -234,9 +239,13 @@ func backupRepo(ctx context.Context, reg registry.Registry, s Store, repo string
 	for _, k := range keys {
 		b := need[k]
 		g.Go(func() error {
-			copied, err := copyBlob(gctx, s, ref, b, append(reg.Remote(), remote.WithContext(gctx)))
+			copied, fixed, err := copyBlob(gctx, s, ref, b, append(reg.Remote(), remote.WithContext(gctx)), o.VerifyExisting)
 			if err != nil {
 				return err
+			}
+			if fixed {
+				repaired.Add(1)
+				o.Logger.Warn("a stored blob was damaged and was fetched again", "repository", repo, "digest", b.Digest.String())
 			}
 			if copied {
 				newBlobs.Add(1)
@@ -261,13 +270,14 @@ func backupRepo(ctx context.Context, reg registry.Registry, s Store, repo string
 		st.Bytes += b.Size
 	}
 	st.NewBlobs, st.NewBytes, st.StoredAlready = int(newBlobs.Load()), newBytes.Load(), int(already.Load())
+	st.Repaired = int(repaired.Load())
 	return rs, st, nil
 }
 
 // manifestRaw returns a manifest's bytes and media type: from the store when it has them (nothing
 // fetched), else from the registry, verified against the digest and stored.
 func manifestRaw(ctx context.Context, s Store, repo name.Repository, d v1.Hash, opts []remote.Option) ([]byte, types.MediaType, error) {
-	if ok, err := s.Exists(ctx, blobKey(d)); err != nil {
+	if ok, err := exists(ctx, s, blobKey(d)); err != nil {
 		return nil, "", err
 	} else if ok {
 		if raw, err := readBlob(ctx, s, d); err == nil {
@@ -301,18 +311,36 @@ func mediaTypeOf(raw []byte) types.MediaType {
 	return types.OCIManifestSchema1
 }
 
-// copyBlob streams one blob from the registry into the store unless the store has it. The stream is
-// verified as it is written; a transfer that breaks is retried.
-func copyBlob(ctx context.Context, s Store, repo name.Repository, b v1.Descriptor, opts []remote.Option) (bool, error) {
-	if ok, err := s.Exists(ctx, blobKey(b.Digest)); err != nil || ok {
-		return false, err
+// copyBlob streams one blob from the registry into the store unless the store has it whole: the
+// stored size must match (and, with verifyExisting, the content its digest), else the blob is
+// fetched again and repaired reports it. The stream is verified as it is written; a transfer that
+// breaks is retried.
+func copyBlob(ctx context.Context, s Store, repo name.Repository, b v1.Descriptor, opts []remote.Option, verifyExisting bool) (copied, repaired bool, err error) {
+	size, err := s.Size(ctx, blobKey(b.Digest))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return false, false, err
+	case size != b.Size:
+		repaired = true
+	case !verifyExisting:
+		return false, false, nil
+	default:
+		ok, err := storedIntact(ctx, s, b)
+		if err != nil {
+			return false, false, err
+		}
+		if ok {
+			return false, false, nil
+		}
+		repaired = true
 	}
 	var last error
 	for attempt := 0; attempt < 3; attempt++ {
 		if attempt > 0 {
 			select {
 			case <-ctx.Done():
-				return false, ctx.Err()
+				return false, false, ctx.Err()
 			case <-time.After(time.Duration(attempt) * 500 * time.Millisecond):
 			}
 		}
@@ -329,13 +357,59 @@ func copyBlob(ctx context.Context, s Store, repo name.Repository, b v1.Descripto
 			return s.Put(ctx, blobKey(b.Digest), newVerifier(rc, b.Digest, b.Size), b.Size)
 		}()
 		if last == nil {
-			return true, nil
+			return true, repaired, nil
 		}
 		if ctx.Err() != nil {
-			return false, ctx.Err()
+			return false, false, ctx.Err()
 		}
 	}
-	return false, fmt.Errorf("copying %s@%s: %w", repo, b.Digest, last)
+	return false, false, fmt.Errorf("copying %s@%s: %w", repo, b.Digest, last)
+}
+
+// storedIntact re-hashes a stored blob.
+func storedIntact(ctx context.Context, s Store, b v1.Descriptor) (bool, error) {
+	rc, err := s.Get(ctx, blobKey(b.Digest))
+	if err != nil {
+		return false, err
+	}
+	defer rc.Close()
+	_, err = io.Copy(io.Discard, newVerifier(rc, b.Digest, b.Size))
+	if errors.Is(err, ErrDigestMismatch) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// recordSettings keeps what the backend can tell about the repository (its settings, ECR lifecycle
+// and repository policies) in the snapshot, for restore. A setting the repository does not have is
+// no error; one that cannot be read is logged and recorded as not backed up.
+func recordSettings(ctx context.Context, reg registry.Registry, repo string, rs *RepoSnapshot, logger *slog.Logger) {
+	failed := func(what string, err error) {
+		logger.Warn("repository setting not backed up", "repository", repo, "setting", what, "error", err)
+		rs.SettingsErrors = append(rs.SettingsErrors, what+": "+err.Error())
+	}
+	if ri, ok := reg.(registry.RepositoryInspector); ok {
+		spec, err := ri.RepositorySettings(ctx, repo)
+		if err != nil {
+			failed("repository settings", err)
+		} else {
+			rs.Spec = &spec
+		}
+	}
+	if lp, ok := reg.(registry.LifecyclePolicies); ok {
+		if text, err := lp.GetLifecyclePolicy(ctx, repo); err == nil {
+			rs.setting(SettingLifecyclePolicy, text)
+		} else if !isNotFound(err) {
+			failed(SettingLifecyclePolicy, err)
+		}
+	}
+	if rp, ok := reg.(registry.RepositoryPolicies); ok {
+		if text, err := rp.GetRepositoryPolicy(ctx, repo); err == nil {
+			rs.setting(SettingRepositoryPolicy, text)
+		} else if !isNotFound(err) {
+			failed(SettingRepositoryPolicy, err)
+		}
+	}
 }
 
 // childrenFirst orders manifests so that every index comes after the manifests it lists: registries

@@ -176,7 +176,7 @@ func TestBackupRestoreRoundTripAndIncrementalRerun(t *testing.T) {
 	if repos, _ := other.Repositories(ctx, ""); len(repos) != 0 {
 		t.Errorf("a dry run pushed %v", repos)
 	}
-	v, err := backup.Verify(ctx, s, snaps[0])
+	v, err := backup.Verify(ctx, s, snaps[0], nil)
 	if err != nil || !v.OK() || v.Blobs == 0 {
 		t.Errorf("verify: %+v %v", v, err)
 	}
@@ -204,7 +204,7 @@ func TestCorruptBlobIsFoundAndNeverRestored(t *testing.T) {
 	raw, _ := os.ReadFile(filepath.Join(dest, biggest))
 	raw[len(raw)/2] ^= 0xff
 	os.WriteFile(filepath.Join(dest, biggest), raw, 0o644)
-	v, err := backup.Verify(ctx, s, snap)
+	v, err := backup.Verify(ctx, s, snap, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -258,7 +258,7 @@ func TestPruneKeepsWhatNewerSnapshotsShare(t *testing.T) {
 	if len(after) != len(before)-res.BlobsRemoved || res.BlobsRemoved == 0 {
 		t.Errorf("blobs %d -> %d, removed %d", len(before), len(after), res.BlobsRemoved)
 	}
-	v, err := backup.Verify(ctx, s, newer)
+	v, err := backup.Verify(ctx, s, newer, nil)
 	if err != nil || !v.OK() {
 		t.Errorf("the kept snapshot is damaged: %+v %v", v, err)
 	}
@@ -271,15 +271,15 @@ func TestPruneKeepsWhatNewerSnapshotsShare(t *testing.T) {
 func TestLockStopsASecondRunAndRecoversAStaleOne(t *testing.T) {
 	ctx := context.Background()
 	s, _ := backup.Open(ctx, t.TempDir(), "")
-	release, err := backup.Lock(ctx, s, "first", at(day0))
+	_, release, err := backup.Lock(ctx, s, "first", backup.LockExclusive, at(day0))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := backup.Lock(ctx, s, "second", at(day0.Add(time.Minute))); !errors.Is(err, backup.ErrLocked) {
+	if _, _, err := backup.Lock(ctx, s, "second", backup.LockExclusive, at(day0.Add(time.Minute))); !errors.Is(err, backup.ErrLocked) {
 		t.Fatalf("second lock: %v", err)
 	}
 	// The holder stopped heartbeating long ago: recovered.
-	rel2, err := backup.Lock(ctx, s, "after a crash", at(day0.Add(backup.StaleAfter+time.Minute)))
+	_, rel2, err := backup.Lock(ctx, s, "after a crash", backup.LockExclusive, at(day0.Add(backup.StaleAfter+time.Minute)))
 	if err != nil {
 		t.Fatalf("stale lock not recovered: %v", err)
 	}
@@ -339,7 +339,7 @@ func TestBackupAndRestoreThroughAFlakyProxy(t *testing.T) {
 		t.Fatalf("restore through the flaky proxy: %v", err)
 	}
 	equalState(t, state(t, direct), state(t, open(t, target.Host)))
-	if v, err := backup.Verify(ctx, s, snap); err != nil || !v.OK() {
+	if v, err := backup.Verify(ctx, s, snap, nil); err != nil || !v.OK() {
 		t.Errorf("verify: %+v %v", v, err)
 	}
 }

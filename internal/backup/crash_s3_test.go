@@ -5,10 +5,13 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -80,10 +83,13 @@ func TestKill9DuringBackup(t *testing.T) {
 	if len(snaps) != 1 || snaps[0].ID != first.ID {
 		t.Fatalf("after the kill: %d snapshots", len(snaps))
 	}
-	if ok, _ := s.Exists(ctx, "lock"); !ok {
-		t.Fatal("the killed run's lock should still be there")
+	if holders, _, _ := backup.Holders(ctx, s, time.Now()); len(holders) != 0 {
+		t.Fatalf("a killed run's lock must count as stale on its host: %+v", holders)
 	}
-	if v, err := backup.Verify(ctx, s, first); err != nil || !v.OK() {
+	if _, err := s.Size(ctx, "lock"); err != nil {
+		t.Fatalf("the killed run's lock should still be there: %v", err)
+	}
+	if v, err := backup.Verify(ctx, s, first, nil); err != nil || !v.OK() {
 		t.Fatalf("the earlier snapshot was damaged: %+v %v", v, err)
 	}
 	if _, err := backup.Restore(ctx, s, first, open(t, localregtest.Start(t).Host), backup.Options{}); err != nil {
@@ -97,7 +103,7 @@ func TestKill9DuringBackup(t *testing.T) {
 	if next.Stats.NewBlobs >= next.Stats.Blobs-first.Stats.Blobs || len(next.Repos) != 5 {
 		t.Errorf("the next run should reuse the killed run's blobs: %+v", next.Stats)
 	}
-	if v, err := backup.Verify(ctx, s, next); err != nil || !v.OK() {
+	if v, err := backup.Verify(ctx, s, next, nil); err != nil || !v.OK() {
 		t.Errorf("verify: %+v %v", v, err)
 	}
 }
@@ -172,9 +178,9 @@ func TestS3BackupAndRestoreWithVersityGW(t *testing.T) {
 	if err != nil || again.Stats.NewBlobs != 0 {
 		t.Fatalf("unchanged re-run on S3: %+v %v", again.Stats, err)
 	}
-	if _, err := backup.Lock(bg, s, "x", at(day0)); err != nil {
+	if _, _, err := backup.Lock(bg, s, "x", backup.LockExclusive, at(day0)); err != nil {
 		t.Fatalf("lock on S3: %v", err)
-	} else if _, err := backup.Lock(bg, s, "y", at(day0)); err == nil {
+	} else if _, _, err := backup.Lock(bg, s, "y", backup.LockExclusive, at(day0)); err == nil {
 		t.Fatal("a second lock on S3 must fail (conditional write)")
 	}
 	target := open(t, localregtest.Start(t).Host)
@@ -182,6 +188,49 @@ func TestS3BackupAndRestoreWithVersityGW(t *testing.T) {
 		t.Fatal(err)
 	}
 	equalState(t, state(t, reg), state(t, target))
+	lockRaces(t, s)
+
+	// Prune through a proxy on which reading one manifest a kept snapshot needs keeps failing: it
+	// must stop with nothing deleted, and every snapshot must still restore.
+	newer, err := backup.Backup(bg, reg, s, backup.Options{Now: at(day0.Add(40 * 24 * time.Hour))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	victim := "/backups/registry/blobs/" + strings.Replace(newer.Repos[0].Manifests[0].Digest, ":", "/", 1)
+	gwURL, _ := url.Parse("http://" + addr)
+	proxy := httputil.NewSingleHostReverseProxy(gwURL)
+	var failed atomic.Int64
+	pln, _ := net.Listen("tcp", "127.0.0.1:0")
+	psrv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && r.URL.Path == victim {
+			failed.Add(1)
+			w.WriteHeader(http.StatusInternalServerError)
+			io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>InternalError</Code><Message>injected</Message></Error>`)
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	})}
+	go psrv.Serve(pln)
+	t.Cleanup(func() { psrv.Close() })
+	t.Setenv("AWS_ENDPOINT_URL_S3", "http://"+pln.Addr().String())
+	viaProxy, err := backup.Open(bg, "s3://backups/registry", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, _ := s.List(bg, "")
+	if _, err := backup.Prune(bg, viaProxy, 30, 0, day0.Add(41*24*time.Hour), false); err == nil || failed.Load() == 0 {
+		t.Fatalf("prune through the failing proxy: %v (failed reads %d)", err, failed.Load())
+	}
+	if after, _ := s.List(bg, ""); strings.Join(after, "\n") != strings.Join(before, "\n") {
+		t.Fatalf("a failed prune deleted from S3: %d keys -> %d", len(before), len(after))
+	}
+	snaps, err := backup.Snapshots(bg, s)
+	if err != nil || len(snaps) != 3 {
+		t.Fatalf("snapshots: %d %v", len(snaps), err)
+	}
+	for _, sn := range snaps {
+		restoresIdentically(t, s, sn)
+	}
 	keys, _ := s.List(bg, "")
 	if !contains(keys, "index.json") || !contains(keys, "oci-layout") || !contains(keys, "snapshots/"+snap.ID+".json") {
 		t.Errorf("layout keys: %v", keys[:min(5, len(keys))])

@@ -10,12 +10,15 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/regctl-dev/regctl/internal/registry"
 )
 
 // Keys of the layout. blobs/ and index.json are the OCI image layout; snapshots/ is regctl's record
@@ -54,7 +57,18 @@ type RepoSnapshot struct {
 	// Settings holds backend configuration (e.g. ECR lifecycle and repository policies) where the
 	// backend can read it.
 	Settings map[string]string `json:"settings,omitempty"`
+	// Spec is the repository's settings (scan on push, encryption, tag mutability) where the backend
+	// can read them; restore creates the repository with them.
+	Spec *registry.RepositorySpec `json:"spec,omitempty"`
+	// SettingsErrors names settings that could not be read, so they are not in the snapshot.
+	SettingsErrors []string `json:"settingsErrors,omitempty"`
 }
+
+// Keys of RepoSnapshot.Settings.
+const (
+	SettingLifecyclePolicy  = "lifecyclePolicy"
+	SettingRepositoryPolicy = "repositoryPolicy"
+)
 
 func (r *RepoSnapshot) setting(key, value string) {
 	if r.Settings == nil {
@@ -78,6 +92,7 @@ type Stats struct {
 	NewBlobs      int   `json:"newBlobs"`
 	NewBytes      int64 `json:"newBytes"`
 	StoredAlready int   `json:"storedAlready"`
+	Repaired      int   `json:"repaired,omitempty"` // stored blobs found damaged and fetched again
 }
 
 // Images counts the tagged manifests.
@@ -121,14 +136,37 @@ func (v *verifier) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// readBlob reads a small blob (a manifest, a record) whole, verifying it.
+// maxManifestSize bounds what is read whole: a manifest or a record. Larger is not a manifest.
+const (
+	maxManifestSize = 64 << 20
+	maxRecordSize   = 64 << 20
+)
+
+// readLimited reads r whole, failing (rather than cutting) when it holds more than limit bytes.
+func readLimited(r io.Reader, limit int64) ([]byte, error) {
+	raw, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(raw)) > limit {
+		return nil, fmt.Errorf("larger than %d MiB", limit>>20)
+	}
+	return raw, nil
+}
+
+// readBlob reads a small blob (a manifest) whole and verifies it against its digest: the verifier
+// sees the whole stream to its end, so a size limit can never pass a cut-off manifest as good.
 func readBlob(ctx context.Context, s Store, d v1.Hash) ([]byte, error) {
 	rc, err := s.Get(ctx, blobKey(d))
 	if err != nil {
 		return nil, err
 	}
 	defer rc.Close()
-	return io.ReadAll(io.LimitReader(newVerifier(rc, d, -1), 64<<20))
+	raw, err := readLimited(newVerifier(rc, d, -1), maxManifestSize)
+	if err != nil {
+		return nil, fmt.Errorf("manifest %s in the store: %w", d, err)
+	}
+	return raw, nil
 }
 
 func putJSON(ctx context.Context, s Store, key string, v any) error {
@@ -139,7 +177,14 @@ func putJSON(ctx context.Context, s Store, key string, v any) error {
 	return s.Put(ctx, key, bytes.NewReader(raw), int64(len(raw)))
 }
 
-// Snapshots reads every snapshot record, oldest first.
+// snapshotID is the only form of id regctl writes. Ids name files, so anything else is refused: a
+// crafted record must not make prune delete outside the store.
+var snapshotID = regexp.MustCompile(`^[0-9]{8}T[0-9]{6}Z(-[0-9]{1,6})?$`)
+
+func recordKey(id string) string { return snapshotsDir + id + ".json" }
+
+// Snapshots reads every snapshot record, oldest first. A record whose id is not a plain snapshot id,
+// or differs from its file name, is an error.
 func Snapshots(ctx context.Context, s Store) ([]*Snapshot, error) {
 	keys, err := s.List(ctx, snapshotsDir)
 	if err != nil {
@@ -154,11 +199,17 @@ func Snapshots(ctx context.Context, s Store) ([]*Snapshot, error) {
 		if err != nil {
 			return nil, err
 		}
-		var snap Snapshot
-		err = json.NewDecoder(rc).Decode(&snap)
+		raw, err := readLimited(rc, maxRecordSize)
 		rc.Close()
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", k, err)
+		}
+		var snap Snapshot
+		if err := json.Unmarshal(raw, &snap); err != nil {
+			return nil, fmt.Errorf("%s: %w", k, err)
+		}
+		if !snapshotID.MatchString(snap.ID) || recordKey(snap.ID) != k {
+			return nil, fmt.Errorf("%s: id %q is not the snapshot id its name says (YYYYMMDDTHHMMSSZ[-N]); the record is damaged or not regctl's: move it away", k, snap.ID)
 		}
 		out = append(out, &snap)
 	}

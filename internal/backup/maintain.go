@@ -25,15 +25,28 @@ type VerifyResult struct {
 // OK reports whether everything checked out.
 func (v *VerifyResult) OK() bool { return len(v.Missing) == 0 && len(v.Corrupt) == 0 }
 
-// Verify re-hashes every manifest and blob the snapshot needs.
-func Verify(ctx context.Context, s Store, snap *Snapshot) (*VerifyResult, error) {
+// Verify re-hashes every manifest and blob the snapshot needs, under a shared lock (a prune cannot
+// run meanwhile).
+func Verify(ctx context.Context, s Store, snap *Snapshot, now func() time.Time) (*VerifyResult, error) {
+	if now == nil {
+		now = time.Now
+	}
+	ctx, release, err := Lock(ctx, s, "regctl backup verify", LockShared, now)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	res := &VerifyResult{Snapshot: snap.ID, Missing: []string{}, Corrupt: []string{}}
-	need, err := neededBlobs(ctx, s, []*Snapshot{snap}, func(d v1.Hash, err error) {
-		if errors.Is(err, fs.ErrNotExist) {
+	need, err := neededBlobs(ctx, s, []*Snapshot{snap}, func(d v1.Hash, err error) error {
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
 			res.Missing = append(res.Missing, d.String())
-		} else {
+		case errors.Is(err, ErrDigestMismatch) || errors.Is(err, errNotAManifest):
 			res.Corrupt = append(res.Corrupt, d.String())
+		default:
+			return err // the store failed to answer: that says nothing about the snapshot
 		}
+		return nil
 	})
 	if err != nil {
 		return nil, err
@@ -48,7 +61,7 @@ func Verify(ctx context.Context, s Store, snap *Snapshot) (*VerifyResult, error)
 		res.Blobs++
 		rc, err := s.Get(ctx, blobKey(d.Digest))
 		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) || strings.Contains(err.Error(), "not exist") {
+			if errors.Is(err, fs.ErrNotExist) {
 				res.Missing = append(res.Missing, k)
 				continue
 			}
@@ -57,8 +70,11 @@ func Verify(ctx context.Context, s Store, snap *Snapshot) (*VerifyResult, error)
 		n, err := io.Copy(io.Discard, newVerifier(rc, d.Digest, d.Size))
 		rc.Close()
 		res.Bytes += n
-		if err != nil {
+		switch {
+		case errors.Is(err, ErrDigestMismatch):
 			res.Corrupt = append(res.Corrupt, k)
+		case err != nil:
+			return nil, fmt.Errorf("reading %s: %w", k, err)
 		}
 	}
 	sort.Strings(res.Missing)
@@ -66,36 +82,43 @@ func Verify(ctx context.Context, s Store, snap *Snapshot) (*VerifyResult, error)
 	return res, nil
 }
 
+// errNotAManifest marks a stored manifest that is not a manifest (it matched its digest, so it was
+// stored that way).
+var errNotAManifest = errors.New("not a manifest")
+
 // neededBlobs walks the snapshots' manifests in the store and returns every blob (config, layer)
-// they reference, by digest, plus the manifests themselves (size -1: unknown). Manifests that cannot
-// be read are reported through bad and skipped.
-func neededBlobs(ctx context.Context, s Store, snaps []*Snapshot, bad func(v1.Hash, error)) (map[string]v1.Descriptor, error) {
+// they reference, by digest, plus the manifests themselves. A manifest that cannot be read goes to
+// bad: a nil answer goes on without its blobs (verify reports it), an error stops the walk (prune
+// must not delete anything when it cannot know everything a kept snapshot needs).
+func neededBlobs(ctx context.Context, s Store, snaps []*Snapshot, bad func(v1.Hash, error) error) (map[string]v1.Descriptor, error) {
 	need := map[string]v1.Descriptor{}
 	for _, snap := range snaps {
 		for _, r := range snap.Repos {
 			for _, m := range r.Manifests {
 				d, err := v1.NewHash(m.Digest)
 				if err != nil {
-					return nil, err
+					return nil, fmt.Errorf("snapshot %s, %s: %w", snap.ID, r.Name, err)
 				}
 				if _, seen := need[m.Digest]; seen {
 					continue
 				}
 				need[m.Digest] = v1.Descriptor{Digest: d, Size: m.Size}
 				raw, err := readBlob(ctx, s, d)
-				if err != nil {
-					bad(d, err)
-					delete(need, m.Digest) // reported already
-					continue
+				if err == nil {
+					var blobs []v1.Descriptor
+					if blobs, _, err = manifestBlobs(raw); err == nil {
+						for _, b := range blobs {
+							need[b.Digest.String()] = b
+						}
+						continue
+					}
+					err = fmt.Errorf("%w: %v", errNotAManifest, err)
 				}
-				blobs, _, err := manifestBlobs(raw)
-				if err != nil {
-					bad(d, err)
-					continue
+				if berr := bad(d, err); berr != nil {
+					return nil, fmt.Errorf("snapshot %s, %s@%s: %w", snap.ID, r.Name, d, berr)
 				}
-				for _, b := range blobs {
-					need[b.Digest.String()] = b
-				}
+				delete(need, m.Digest) // reported already
+
 			}
 		}
 	}
@@ -114,7 +137,11 @@ type PruneResult struct {
 // no remaining snapshot needs. Records go first and blobs last, so an interrupted prune only leaves
 // unused blobs behind, which the next prune removes.
 func Prune(ctx context.Context, s Store, keepDays, keepLast int, now time.Time, dryRun bool) (*PruneResult, error) {
-	release, err := Lock(ctx, s, "regctl backup prune", func() time.Time { return now })
+	mode := LockExclusive
+	if dryRun {
+		mode = LockShared
+	}
+	ctx, release, err := Lock(ctx, s, "regctl backup prune", mode, func() time.Time { return now })
 	if err != nil {
 		return nil, err
 	}
@@ -135,7 +162,10 @@ func Prune(ctx context.Context, s Store, keepDays, keepLast int, now time.Time, 
 			res.Removed = append(res.Removed, snap.ID)
 		}
 	}
-	need, err := neededBlobs(ctx, s, keep, func(v1.Hash, error) {})
+	// Any doubt about what a kept snapshot needs stops the prune before anything is deleted.
+	need, err := neededBlobs(ctx, s, keep, func(d v1.Hash, err error) error {
+		return fmt.Errorf("cannot read what a kept snapshot needs (%w); nothing deleted", err)
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -146,10 +176,14 @@ func Prune(ctx context.Context, s Store, keepDays, keepLast int, now time.Time, 
 	var garbage []string
 	for _, k := range stored {
 		parts := strings.Split(k, "/")
-		if len(parts) != 3 {
+		if len(parts) != 3 || parts[0] != "blobs" {
 			continue
 		}
-		if _, ok := need[parts[1]+":"+parts[2]]; !ok {
+		h, err := v1.NewHash(parts[1] + ":" + parts[2])
+		if err != nil || blobKey(h) != k {
+			continue // not a blob of the layout: not ours to delete
+		}
+		if _, ok := need[h.String()]; !ok {
 			garbage = append(garbage, k)
 		}
 	}
@@ -157,8 +191,11 @@ func Prune(ctx context.Context, s Store, keepDays, keepLast int, now time.Time, 
 	if dryRun {
 		return res, nil
 	}
+	if _, err := s.CleanTemp(ctx); err != nil {
+		return nil, fmt.Errorf("removing what killed runs left: %w", err)
+	}
 	for _, id := range res.Removed {
-		if err := s.Delete(ctx, snapshotsDir+id+".json"); err != nil {
+		if err := s.Delete(ctx, recordKey(id)); err != nil {
 			return nil, err
 		}
 	}
@@ -166,6 +203,9 @@ func Prune(ctx context.Context, s Store, keepDays, keepLast int, now time.Time, 
 		return nil, fmt.Errorf("writing index.json: %w", err)
 	}
 	for _, k := range garbage {
+		if err := ctx.Err(); err != nil {
+			return nil, context.Cause(ctx)
+		}
 		if err := s.Delete(ctx, k); err != nil {
 			return nil, err
 		}

@@ -2,9 +2,13 @@ package backup
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -14,6 +18,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/regctl-dev/regctl/internal/exitcode"
 	"github.com/regctl-dev/regctl/internal/registry"
 )
 
@@ -28,15 +33,46 @@ type RestoreResult struct {
 	BytesPushed      int64    `json:"bytesPushed"`
 	TagsSet          int      `json:"tagsSet"`
 	TagsPresent      int      `json:"tagsPresent"`
-	DryRun           bool     `json:"dryRun"`
+	// Settings says, per repository, what happened to each recorded setting.
+	Settings []SettingOutcome `json:"settings"`
+	DryRun   bool             `json:"dryRun"`
+}
+
+// SettingOutcome is what restore did with one recorded repository setting.
+type SettingOutcome struct {
+	Repository string `json:"repository"`
+	Setting    string `json:"setting"` // repositorySettings, lifecyclePolicy, repositoryPolicy
+	// Status is applied, unchanged, would-apply (dry run), not-applied (the target cannot hold it,
+	// or the backup could not read it), skipped (--no-settings) or failed.
+	Status string `json:"status"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// NotApplied lists the settings that did not make it (for the command's warnings).
+func (r *RestoreResult) NotApplied() []SettingOutcome {
+	var out []SettingOutcome
+	for _, s := range r.Settings {
+		if s.Status == "not-applied" || s.Status == "failed" {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // Restore pushes a snapshot's selected repositories into reg: blobs and manifests the registry lacks
 // (children before the indexes that list them), every byte verified against its digest as it is read
-// from the store, then the tags (signature tags included). What the registry has is skipped.
+// from the store, then the tags (signature tags included), then the recorded settings and policies
+// (unless NoSettings). What the registry has is skipped. It holds a shared lock on the store, so no
+// prune deletes what it reads.
 func Restore(ctx context.Context, s Store, snap *Snapshot, reg registry.Registry, o Options) (*RestoreResult, error) {
 	o.defaults()
-	res := &RestoreResult{Snapshot: snap.ID, Repositories: []string{}, DryRun: o.DryRun}
+	res := &RestoreResult{Snapshot: snap.ID, Repositories: []string{}, Settings: []SettingOutcome{}, DryRun: o.DryRun}
+	ctx, release, err := Lock(ctx, s, "regctl restore "+snap.ID, LockShared, o.Now)
+	if err != nil {
+		return res, err
+	}
+	defer release()
+	var failed []error
 	for _, rs := range snap.Repos {
 		if !MatchRepo(o.Repos, rs.Name) {
 			continue
@@ -45,11 +81,89 @@ func Restore(ctx context.Context, s Store, snap *Snapshot, reg registry.Registry
 		if err := restoreRepo(ctx, s, rs, reg, o, res); err != nil {
 			return res, fmt.Errorf("restoring %s: %w", rs.Name, err)
 		}
+		if err := restoreSettings(ctx, rs, reg, o, res); err != nil {
+			failed = append(failed, fmt.Errorf("%s: %w", rs.Name, err))
+		}
 	}
 	if len(res.Repositories) == 0 {
 		return res, fmt.Errorf("snapshot %s has no repository matching %v", snap.ID, o.Repos)
 	}
+	if len(failed) > 0 {
+		return res, fmt.Errorf("images restored, but settings failed: %w", errors.Join(failed...))
+	}
 	return res, nil
+}
+
+// restoreSettings applies a repository's recorded policies once its images are back (a lifecycle
+// policy applied first could expire images mid-restore). What the target cannot hold is reported.
+func restoreSettings(ctx context.Context, rs RepoSnapshot, reg registry.Registry, o Options, res *RestoreResult) error {
+	report := func(setting, status, reason string) {
+		res.Settings = append(res.Settings, SettingOutcome{Repository: rs.Name, Setting: setting, Status: status, Reason: reason})
+	}
+	for _, e := range rs.SettingsErrors {
+		what, why, _ := strings.Cut(e, ": ")
+		report(what, "not-applied", "the backup could not read it: "+why)
+	}
+	keys := make([]string, 0, len(rs.Settings))
+	for k := range rs.Settings {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var errs []error
+	for _, k := range keys {
+		text := rs.Settings[k]
+		if o.NoSettings {
+			report(k, "skipped", "--no-settings")
+			continue
+		}
+		var get func(context.Context, string) (string, error)
+		var put func(context.Context, string, string) error
+		switch k {
+		case SettingLifecyclePolicy:
+			if lp, ok := reg.(registry.LifecyclePolicies); ok {
+				get, put = lp.GetLifecyclePolicy, lp.PutLifecyclePolicy
+			}
+		case SettingRepositoryPolicy:
+			if rp, ok := reg.(registry.RepositoryPolicies); ok {
+				get, put = rp.GetRepositoryPolicy, rp.SetRepositoryPolicy
+			}
+		default:
+			report(k, "not-applied", "this version of regctl does not know the setting")
+			continue
+		}
+		if put == nil {
+			reason := reg.Name() + " (" + reg.Type() + ") cannot store it"
+			if k == SettingLifecyclePolicy {
+				reason += "; apply it client-side with regctl lifecycle apply"
+			}
+			report(k, "not-applied", reason)
+			continue
+		}
+		if cur, err := get(ctx, rs.Name); err == nil && sameJSON(cur, text) {
+			report(k, "unchanged", "")
+			continue
+		}
+		if o.DryRun {
+			report(k, "would-apply", "")
+			continue
+		}
+		if err := put(ctx, rs.Name, text); err != nil {
+			report(k, "failed", err.Error())
+			errs = append(errs, fmt.Errorf("%s: %w", k, err))
+			continue
+		}
+		report(k, "applied", "")
+	}
+	return errors.Join(errs...)
+}
+
+// sameJSON compares two JSON documents by value (whitespace and key order aside).
+func sameJSON(a, b string) bool {
+	var x, y any
+	if json.Unmarshal([]byte(a), &x) != nil || json.Unmarshal([]byte(b), &y) != nil {
+		return a == b
+	}
+	return reflect.DeepEqual(x, y)
 }
 
 func restoreRepo(ctx context.Context, s Store, rs RepoSnapshot, reg registry.Registry, o Options, res *RestoreResult) error {
@@ -57,10 +171,30 @@ func restoreRepo(ctx context.Context, s Store, rs RepoSnapshot, reg registry.Reg
 	if err != nil {
 		return err
 	}
+	spec := registry.RepositorySpec{}
+	if rs.Spec != nil && !o.NoSettings {
+		spec = *rs.Spec
+	}
 	if !o.DryRun {
-		if _, err := reg.EnsureRepository(ctx, rs.Name, registry.RepositorySpec{}); err != nil {
+		er, err := reg.EnsureRepository(ctx, rs.Name, spec)
+		if err != nil {
 			return err
 		}
+		if rs.Spec != nil && !o.NoSettings {
+			status := "applied"
+			if er.Status == registry.StatusUnchanged {
+				status = "unchanged"
+			}
+			if strings.Contains(er.Message, "not supported") || strings.Contains(er.Message, "not applied") {
+				status = "not-applied"
+			}
+			res.Settings = append(res.Settings, SettingOutcome{Repository: rs.Name, Setting: "repositorySettings", Status: status, Reason: er.Message})
+		}
+	} else if rs.Spec != nil && !o.NoSettings {
+		res.Settings = append(res.Settings, SettingOutcome{Repository: rs.Name, Setting: "repositorySettings", Status: "would-apply"})
+	}
+	if rs.Spec != nil && o.NoSettings {
+		res.Settings = append(res.Settings, SettingOutcome{Repository: rs.Name, Setting: "repositorySettings", Status: "skipped", Reason: "--no-settings"})
 	}
 	opts := append(reg.Remote(), remote.WithContext(ctx))
 	raws := map[string][]byte{}
@@ -125,6 +259,9 @@ func restoreRepo(ctx context.Context, s Store, rs RepoSnapshot, reg registry.Reg
 	}
 	for _, t := range tags {
 		d := rs.Tags[t]
+		if _, ok := raws[d]; !ok {
+			return fmt.Errorf("tag %s points at %s, which the snapshot does not hold: the record is damaged", t, d)
+		}
 		if cur, err := remote.Head(ref.Tag(t), opts...); err == nil && cur.Digest.String() == d {
 			res.TagsPresent++
 			continue
@@ -167,7 +304,10 @@ func pushBlob(ctx context.Context, s Store, repo name.Repository, b v1.Descripto
 	return true, nil
 }
 
-func isNotFound(err error) bool { return registry.IsNotFound(err) }
+// isNotFound is a registry's "no such thing": a 404 on the data plane or a backend's not-found error.
+func isNotFound(err error) bool {
+	return registry.IsNotFound(err) || exitcode.Of(err) == exitcode.NotFound
+}
 
 // storedBlob is a blob in the store as a go-containerregistry layer, read (and verified) on demand.
 type storedBlob struct {

@@ -1,6 +1,7 @@
 package backup
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -82,15 +83,18 @@ func (s *s3Store) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 	return out.Body, nil
 }
 
-func (s *s3Store) Exists(ctx context.Context, key string) (bool, error) {
-	_, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &s.bucket, Key: aws.String(s.key(key))})
+func (s *s3Store) Size(ctx context.Context, key string) (int64, error) {
+	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &s.bucket, Key: aws.String(s.key(key))})
 	if err != nil {
 		if notFound(err) {
-			return false, nil
+			return 0, fmt.Errorf("%s: %w", key, fs.ErrNotExist)
 		}
-		return false, err
+		return 0, err
 	}
-	return true, nil
+	if out.ContentLength == nil || *out.ContentLength < 0 {
+		return 0, fmt.Errorf("S3 HeadObject %s: the answer has no Content-Length", key)
+	}
+	return *out.ContentLength, nil
 }
 
 func (s *s3Store) List(ctx context.Context, prefix string) ([]string, error) {
@@ -104,7 +108,13 @@ func (s *s3Store) List(ctx context.Context, prefix string) ([]string, error) {
 		for _, o := range page.Contents {
 			k := aws.ToString(o.Key)
 			if s.prefix != "" {
-				k = strings.TrimPrefix(k, s.prefix+"/")
+				var ok bool
+				if k, ok = strings.CutPrefix(k, s.prefix+"/"); !ok {
+					continue // not under the store's prefix: a server bug, never ours to touch
+				}
+			}
+			if !strings.HasPrefix(k, prefix) || k == "" {
+				continue
 			}
 			out = append(out, k)
 		}
@@ -117,16 +127,74 @@ func (s *s3Store) Delete(ctx context.Context, key string) error {
 	return err
 }
 
-// CreateExclusive uses a conditional write (If-None-Match: *), which S3 and current S3-compatible
-// servers support: of two backups racing for the lock, one gets 412.
-func (s *s3Store) CreateExclusive(ctx context.Context, key string, data []byte) error {
-	_, err := s.client.PutObject(ctx, &s3.PutObjectInput{Bucket: &s.bucket, Key: aws.String(s.key(key)),
-		Body: strings.NewReader(string(data)), IfNoneMatch: aws.String("*")})
+func (s *s3Store) ReadVersion(ctx context.Context, key string) ([]byte, string, error) {
+	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: aws.String(s.key(key))})
+	if err != nil {
+		if notFound(err) {
+			return nil, "", fmt.Errorf("%s: %w", key, fs.ErrNotExist)
+		}
+		return nil, "", err
+	}
+	defer out.Body.Close()
+	if aws.ToString(out.ETag) == "" {
+		return nil, "", fmt.Errorf("S3 GetObject %s: the answer has no ETag, which conditional writes need", key)
+	}
+	raw, err := readLimited(out.Body, maxRecordSize)
+	if err != nil {
+		return nil, "", fmt.Errorf("S3 GetObject %s: %w", key, err)
+	}
+	return raw, aws.ToString(out.ETag), nil
+}
+
+// ReplaceIf uses conditional writes (If-None-Match: * to create, If-Match: ETag to replace), which S3
+// and current S3-compatible servers support: of two runs racing for the lock, one gets 412.
+func (s *s3Store) ReplaceIf(ctx context.Context, key string, data []byte, version string) error {
+	in := &s3.PutObjectInput{Bucket: &s.bucket, Key: aws.String(s.key(key)), Body: bytes.NewReader(data)}
+	if version == "" {
+		in.IfNoneMatch = aws.String("*")
+	} else {
+		in.IfMatch = aws.String(version)
+	}
+	_, err := s.client.PutObject(ctx, in)
 	var re interface{ HTTPStatusCode() int }
-	if errors.As(err, &re) && (re.HTTPStatusCode() == http.StatusPreconditionFailed || re.HTTPStatusCode() == http.StatusConflict) {
-		return fmt.Errorf("%s: %w", key, fs.ErrExist)
+	if errors.As(err, &re) {
+		switch re.HTTPStatusCode() {
+		case http.StatusPreconditionFailed, http.StatusConflict:
+			return fmt.Errorf("%s: %w", key, ErrConflict)
+		case http.StatusNotFound:
+			if version != "" {
+				return fmt.Errorf("%s: %w", key, ErrConflict) // deleted since it was read
+			}
+		}
 	}
 	return err
+}
+
+// CleanTemp aborts multipart uploads under the prefix that killed runs left unfinished (S3 keeps
+// and bills their parts until then). Servers without the API are left alone.
+func (s *s3Store) CleanTemp(ctx context.Context) (int, error) {
+	n := 0
+	in := &s3.ListMultipartUploadsInput{Bucket: &s.bucket, Prefix: aws.String(s.key(""))}
+	for page := 0; page < 1000; page++ {
+		out, err := s.client.ListMultipartUploads(ctx, in)
+		if err != nil {
+			return n, err
+		}
+		for _, u := range out.Uploads {
+			if u.Key == nil || u.UploadId == nil {
+				continue
+			}
+			if _, err := s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: &s.bucket, Key: u.Key, UploadId: u.UploadId}); err != nil {
+				return n, err
+			}
+			n++
+		}
+		if !aws.ToBool(out.IsTruncated) || (out.NextKeyMarker == nil && out.NextUploadIdMarker == nil) {
+			break
+		}
+		in.KeyMarker, in.UploadIdMarker = out.NextKeyMarker, out.NextUploadIdMarker
+	}
+	return n, nil
 }
 
 func notFound(err error) bool {

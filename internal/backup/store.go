@@ -5,14 +5,18 @@ package backup
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 
 	"github.com/regctl-dev/regctl/internal/fsutil"
 )
@@ -23,12 +27,31 @@ type Store interface {
 	// error (a digest mismatch, a broken source), nothing is written.
 	Put(ctx context.Context, key string, r io.Reader, size int64) error
 	Get(ctx context.Context, key string) (io.ReadCloser, error) // fs.ErrNotExist when missing
-	Exists(ctx context.Context, key string) (bool, error)
+	// Size returns the stored object's size (fs.ErrNotExist when missing).
+	Size(ctx context.Context, key string) (int64, error)
 	List(ctx context.Context, prefix string) ([]string, error)
 	Delete(ctx context.Context, key string) error
-	// CreateExclusive writes data only if key does not exist yet (fs.ErrExist otherwise): the lock.
-	CreateExclusive(ctx context.Context, key string, data []byte) error
+	// ReadVersion reads a small object whole with an opaque version of it (fs.ErrNotExist when
+	// missing); ReplaceIf writes data only if the object's version is still version ("": only if the
+	// object does not exist), ErrConflict otherwise. Together they make the lock a compare-and-swap.
+	ReadVersion(ctx context.Context, key string) ([]byte, string, error)
+	ReplaceIf(ctx context.Context, key string, data []byte, version string) error
+	// CleanTemp removes what runs that were killed left half-written (temporary files, unfinished
+	// uploads) and returns how many. Only a holder of the exclusive lock calls it.
+	CleanTemp(ctx context.Context) (int, error)
 	String() string
+}
+
+// ErrConflict means a conditional write lost: the object changed since it was read.
+var ErrConflict = errors.New("changed by another run")
+
+// exists reports whether key is stored.
+func exists(ctx context.Context, s Store, key string) (bool, error) {
+	_, err := s.Size(ctx, key)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // Open opens DEST: a directory path, file://PATH, or s3://bucket/prefix.
@@ -58,10 +81,21 @@ func newDirStore(root string) (*dirStore, error) {
 
 func (d *dirStore) String() string { return d.root }
 
-func (d *dirStore) path(key string) string { return filepath.Join(d.root, filepath.FromSlash(key)) }
+// path maps a key into the root, refusing keys that would leave it: keys come from snapshot records
+// and listings, which a damaged or crafted store could fill with "../" paths.
+func (d *dirStore) path(key string) (string, error) {
+	clean := path.Clean("/" + key)
+	if key == "" || strings.Contains(key, "\\") || clean != "/"+strings.TrimSuffix(key, "/") {
+		return "", fmt.Errorf("%q is not a key of a backup store: %w", key, fs.ErrInvalid)
+	}
+	return filepath.Join(d.root, filepath.FromSlash(clean[1:])), nil
+}
 
 func (d *dirStore) Put(ctx context.Context, key string, r io.Reader, _ int64) error {
-	p := d.path(key)
+	p, err := d.path(key)
+	if err != nil {
+		return err
+	}
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return err
 	}
@@ -69,20 +103,38 @@ func (d *dirStore) Put(ctx context.Context, key string, r io.Reader, _ int64) er
 }
 
 func (d *dirStore) Get(_ context.Context, key string) (io.ReadCloser, error) {
-	return os.Open(d.path(key))
+	p, err := d.path(key)
+	if err != nil {
+		return nil, err
+	}
+	return os.Open(p)
 }
 
-func (d *dirStore) Exists(_ context.Context, key string) (bool, error) {
-	_, err := os.Stat(d.path(key))
-	if errors.Is(err, fs.ErrNotExist) {
-		return false, nil
+func (d *dirStore) Size(_ context.Context, key string) (int64, error) {
+	p, err := d.path(key)
+	if err != nil {
+		return 0, err
 	}
-	return err == nil, err
+	st, err := os.Stat(p)
+	if err != nil {
+		return 0, err
+	}
+	if !st.Mode().IsRegular() {
+		return 0, fmt.Errorf("%s: not a regular file", p)
+	}
+	return st.Size(), nil
 }
 
 func (d *dirStore) List(_ context.Context, prefix string) ([]string, error) {
 	var out []string
-	base := d.path(prefix)
+	base := d.root
+	if prefix != "" {
+		p, err := d.path(prefix)
+		if err != nil {
+			return nil, err
+		}
+		base = p
+	}
 	err := filepath.WalkDir(base, func(p string, e fs.DirEntry, err error) error {
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
@@ -90,7 +142,8 @@ func (d *dirStore) List(_ context.Context, prefix string) ([]string, error) {
 			}
 			return err
 		}
-		if e.IsDir() || strings.HasPrefix(e.Name(), ".tmp-") {
+		// Temporary files and the lock guard are not part of the layout.
+		if e.IsDir() || strings.HasPrefix(e.Name(), ".") {
 			return nil
 		}
 		rel, _ := filepath.Rel(d.root, p)
@@ -102,28 +155,103 @@ func (d *dirStore) List(_ context.Context, prefix string) ([]string, error) {
 }
 
 func (d *dirStore) Delete(_ context.Context, key string) error {
-	err := os.Remove(d.path(key))
+	p, err := d.path(key)
+	if err != nil {
+		return err
+	}
+	err = os.Remove(p)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
 	return err
 }
 
-func (d *dirStore) CreateExclusive(_ context.Context, key string, data []byte) error {
-	p := d.path(key)
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		return err
+// guard serialises compare-and-swap on the directory across processes with flock(2), which the
+// kernel releases when a holder dies: nothing to clean up after a crash.
+func (d *dirStore) guard() (unlock func(), err error) {
+	if err := os.MkdirAll(d.root, 0o755); err != nil {
+		return nil, err
 	}
-	f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	f, err := os.OpenFile(filepath.Join(d.root, ".lock-guard"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
+}
+
+func (d *dirStore) ReadVersion(_ context.Context, key string) ([]byte, string, error) {
+	p, err := d.path(key)
+	if err != nil {
+		return nil, "", err
+	}
+	raw, err := readSmallFile(p)
+	if err != nil {
+		return nil, "", err
+	}
+	return raw, contentVersion(raw), nil
+}
+
+func (d *dirStore) ReplaceIf(_ context.Context, key string, data []byte, version string) error {
+	p, err := d.path(key)
 	if err != nil {
 		return err
 	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		os.Remove(p)
+	unlock, err := d.guard()
+	if err != nil {
 		return err
 	}
-	return f.Close()
+	defer unlock()
+	cur, err := readSmallFile(p)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		if version != "" {
+			return fmt.Errorf("%s: %w", key, ErrConflict)
+		}
+	case err != nil:
+		return err
+	case version == "" || contentVersion(cur) != version:
+		return fmt.Errorf("%s: %w", key, ErrConflict)
+	}
+	return fsutil.WriteFileAtomic(p, data, 0o644)
+}
+
+// CleanTemp removes the .tmp-* files that killed runs left (fsutil.WriteAtomic's temporaries).
+func (d *dirStore) CleanTemp(_ context.Context) (int, error) {
+	n := 0
+	err := filepath.WalkDir(d.root, func(p string, e fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if !e.IsDir() && strings.HasPrefix(e.Name(), ".tmp-") {
+			if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	return n, err
+}
+
+func readSmallFile(p string) ([]byte, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return readLimited(f, maxRecordSize)
+}
+
+func contentVersion(raw []byte) string {
+	sum := sha256.Sum256(raw)
+	return hex.EncodeToString(sum[:])
 }
 
 // ctxReader stops a copy when the context ends.

@@ -4,9 +4,11 @@ package fsutil
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
+	"syscall"
 )
 
 // WriteFileAtomic writes data to path with mode through a temporary file in the same directory,
@@ -39,5 +41,22 @@ func WriteAtomic(path string, r io.Reader, mode os.FileMode) error {
 	if err := tmp.Close(); err != nil {
 		return err
 	}
-	return os.Rename(tmp.Name(), path)
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	return SyncDir(filepath.Dir(path))
+}
+
+// SyncDir makes a rename in dir durable: without it, a power cut after the rename can bring back
+// the directory without the new name although the file's data was synced.
+func SyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) {
+		return err // EINVAL: a filesystem that cannot sync directories
+	}
+	return nil
 }

@@ -169,3 +169,9 @@ type RepositoryPolicies interface {
 	GetRepositoryPolicy(ctx context.Context, repo string) (policy string, err error)
 	SetRepositoryPolicy(ctx context.Context, repo, policy string) error
 }
+
+// RepositoryInspector is implemented by backends that can report a repository's settings (ECR), so
+// backups record them and restores recreate them.
+type RepositoryInspector interface {
+	RepositorySettings(ctx context.Context, repo string) (RepositorySpec, error)
+}
