@@ -246,7 +246,11 @@ func scanOutcome(cmd *cobra.Command, f *Factory, sf *scanFlags, images []string,
 		out.Targets = append(out.Targets, targets...)
 		if policy != nil {
 			// The image's manifest annotations (the base image name) are read once per image.
-			ann := annotationsOf(append(reg.Remote(), remote.WithContext(cmd.Context())), ref)
+			ann, err := annotationsOf(append(reg.Remote(), remote.WithContext(cmd.Context())), ref)
+			if err != nil {
+				// A rule on the base image must not pass because its name could not be read.
+				return nil, exitcode.With(exitcode.Error, fmt.Errorf("image policy %s: reading the annotations of %s (the base image name): %w", sf.policy, ref, err))
+			}
 			for _, t := range targets {
 				msgs, err := policy.Evaluate(cmd.Context(), scan.PolicyInput(t.Reference, t.Digest, t.Platform, t.Config, ann))
 				if err != nil {
@@ -337,19 +341,23 @@ func writeReports(cmd *cobra.Command, f *Factory, out *scan.Outcome, files []rep
 
 type reportFile struct{ format, path string }
 
-// annotationsOf returns the manifest annotations of ref (for the base image name), or nil.
-func annotationsOf(opts []remote.Option, ref name.Reference) map[string]string {
+// annotationsOf returns the manifest annotations of ref (for the base image name); an image without
+// any has an empty map.
+func annotationsOf(opts []remote.Option, ref name.Reference) (map[string]string, error) {
 	desc, err := remote.Get(ref, opts...)
 	if err != nil {
-		return nil
+		return nil, err
 	}
 	var m struct {
 		Annotations map[string]string `json:"annotations"`
 	}
-	if json.Unmarshal(desc.Manifest, &m) != nil {
-		return nil
+	if err := json.Unmarshal(desc.Manifest, &m); err != nil {
+		return nil, fmt.Errorf("the manifest is not JSON: %w", err)
 	}
-	return m.Annotations
+	if m.Annotations == nil {
+		m.Annotations = map[string]string{}
+	}
+	return m.Annotations, nil
 }
 
 func firstNonEmpty(vals ...string) string {

@@ -2,9 +2,11 @@ package main
 
 import (
 	"encoding/json"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -96,5 +98,47 @@ func TestScanThroughTheCLI(t *testing.T) {
 	c.ok("scan", host+"/app:clean", "--cache-dir", t.TempDir(), "--db-repository", host+"/airgap/trivy-db:2")
 	if out := c.ok("scan", "db", "status", "--cache-dir", cache, "-o", "json"); !strings.Contains(out, `"present": true`) {
 		t.Errorf("db status:\n%s", out)
+	}
+}
+
+// The gate never fails open: a narrower --severity for the report leaves the gate's thresholds
+// whole, and a Rego policy whose base-image lookup fails is an error, not a pass.
+func TestScanGateNeverFailsOpen(t *testing.T) {
+	var tagGets atomic.Int64
+	srv := localregtest.Start(t, localregtest.Options{Wrap: func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			// The second read of app:clean by tag is the policy's annotation lookup: refuse it.
+			if r.Method == http.MethodGet && r.URL.Path == "/v2/app/manifests/clean" && tagGets.Add(1) == 2 {
+				http.Error(w, `{"errors":[{"code":"UNSUPPORTED","message":"injected"}]}`, http.StatusBadRequest)
+				return
+			}
+			h.ServeHTTP(w, r)
+		})
+	}})
+	host := srv.Host
+	built := scantest.BuildDB(t, t.TempDir(), fixedNow.Add(-time.Hour), fixedNow.Add(23*time.Hour))
+	scantest.Push(t, host+"/aquasec/trivy-db:2", scantest.DBArtifact(t, built))
+	scantest.Push(t, host+"/app:vulnerable", scantest.VulnerableImage(t, scantest.ImageConfig{User: "root"}))
+	scantest.Push(t, host+"/app:clean", scantest.CleanImage(t, scantest.ImageConfig{User: "app", ExposedPorts: []string{"8080/tcp"},
+		Labels: map[string]string{"maintainer": "m", "version": "1", "description": "d"}}))
+	c := newCLI(t)
+	db := []string{"--cache-dir", filepath.Join(t.TempDir(), "cache"), "--db-repository", host + "/aquasec/trivy-db:2"}
+
+	// --severity CRITICAL shows 2 findings; the gate HIGH=0 still sees the 4 HIGHs.
+	out, errOut, code := c.run(append([]string{"scan", host + "/app:vulnerable", "--severity", "CRITICAL", "--fail-on", "HIGH=0"}, db...)...)
+	if code != exitcode.Violation || !strings.Contains(errOut, "HIGH: 4 findings, at most 0 allowed") {
+		t.Fatalf("--severity CRITICAL with a HIGH gate: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if strings.Contains(out, "CVE-2024-6119") || !strings.Contains(out, "Total: 2 (CRITICAL: 2") {
+		t.Errorf("the report shows only what --severity asks for:\n%s", out)
+	}
+	// The default gate with --severity LOW: the CRITICALs still block.
+	if _, errOut, code := c.run(append([]string{"scan", host + "/app:vulnerable", "--severity", "LOW"}, db...)...); code != exitcode.Violation || !strings.Contains(errOut, "CRITICAL: 2 findings") {
+		t.Errorf("default gate behind --severity LOW: exit %d %s", code, errOut)
+	}
+	// The annotation lookup fails: exit 1 naming it, not a pass of the base-image rule.
+	_, errOut, code = c.run(append([]string{"scan", host + "/app:clean", "--policy", "../../testdata/scan/image-policy.rego", "--skip-db-update"}, db[:2]...)...)
+	if code != exitcode.Error || !strings.Contains(errOut, "reading the annotations") || tagGets.Load() < 2 {
+		t.Errorf("failed annotation lookup: exit %d (tag reads %d) %s", code, tagGets.Load(), errOut)
 	}
 }

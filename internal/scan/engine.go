@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -54,7 +55,11 @@ type Target struct {
 	Digest    string
 	Platform  string
 	Report    types.Report
-	Config    *v1.ConfigFile // for image policies
+	// GateResults are the findings the gate counts: the same ignore file and unfixed filter as the
+	// report, but every severity, so a narrower --severity for the report can never hide a finding
+	// from a threshold.
+	GateResults types.Results  `json:"-"`
+	Config      *v1.ConfigFile // for image policies
 }
 
 // Engine scans images against one opened vulnerability DB. trivy-db is process-global, so the engine
@@ -173,30 +178,55 @@ func (e *Engine) scanOne(ctx context.Context, remoteOpts []remote.Option, ref na
 	if err != nil {
 		return Target{}, fmt.Errorf("scanning %s: %w", ref, err)
 	}
-	sev := o.Severities
-	if len(sev) == 0 {
-		sev = []string{"CRITICAL", "HIGH", "MEDIUM"}
+	gateResults, err := filterReport(ctx, &report, o)
+	if err != nil {
+		return Target{}, err
 	}
-	fo := result.FilterOptions{IgnoreFile: o.IgnoreFile}
-	for _, s := range sev {
-		v, err := dbtypes.NewSeverity(strings.ToUpper(s))
-		if err != nil {
-			return Target{}, fmt.Errorf("--severity %q: %w", s, err)
-		}
-		fo.Severities = append(fo.Severities, v)
-	}
+	return Target{Reference: ref.String(), Digest: digest.String(), Platform: platform, Report: report, GateResults: gateResults, Config: cfg}, nil
+}
+
+// filterReport applies the ignore file and --ignore-unfixed to a copy of the results for the gate
+// (every severity), then the same plus the reported severities to the report itself.
+func filterReport(ctx context.Context, report *types.Report, o ScanOptions) (types.Results, error) {
+	base := result.FilterOptions{IgnoreFile: o.IgnoreFile}
 	if o.IgnoreUnfixed {
 		// As trivy's --ignore-unfixed: keep only findings whose status is "fixed".
 		for _, st := range dbtypes.Statuses {
 			if s := dbtypes.NewStatus(st); s != dbtypes.StatusFixed {
-				fo.IgnoreStatuses = append(fo.IgnoreStatuses, s)
+				base.IgnoreStatuses = append(base.IgnoreStatuses, s)
 			}
 		}
 	}
-	if err := result.Filter(ctx, report, fo); err != nil {
-		return Target{}, fmt.Errorf("applying %s: %w", o.IgnoreFile, err)
+	gate := *report
+	gate.Results = make(types.Results, len(report.Results))
+	for i, r := range report.Results {
+		r.Vulnerabilities = slices.Clone(r.Vulnerabilities)
+		gate.Results[i] = r
 	}
-	return Target{Reference: ref.String(), Digest: digest.String(), Platform: platform, Report: report, Config: cfg}, nil
+	all := base
+	for _, s := range Severities {
+		v, _ := dbtypes.NewSeverity(s)
+		all.Severities = append(all.Severities, v)
+	}
+	if err := result.Filter(ctx, gate, all); err != nil {
+		return nil, fmt.Errorf("applying %s: %w", o.IgnoreFile, err)
+	}
+	sev := o.Severities
+	if len(sev) == 0 {
+		sev = []string{"CRITICAL", "HIGH", "MEDIUM"}
+	}
+	shown := base
+	for _, s := range sev {
+		v, err := dbtypes.NewSeverity(strings.ToUpper(s))
+		if err != nil {
+			return nil, fmt.Errorf("--severity %q: %w", s, err)
+		}
+		shown.Severities = append(shown.Severities, v)
+	}
+	if err := result.Filter(ctx, *report, shown); err != nil {
+		return nil, fmt.Errorf("applying %s: %w", o.IgnoreFile, err)
+	}
+	return gate.Results, nil
 }
 
 // trivyImage gives a go-containerregistry image (fetched with regctl's auth and transport) the names

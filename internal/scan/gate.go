@@ -125,9 +125,23 @@ type Finding struct {
 
 // Findings flattens the reported vulnerabilities of targets, most severe first.
 func Findings(targets []Target) []Finding {
+	return flatten(targets, func(t Target) types.Results { return t.Report.Results })
+}
+
+// gateFindings are the findings the gate counts: every severity (Target.GateResults).
+func gateFindings(t Target) []Finding {
+	return flatten([]Target{t}, func(t Target) types.Results {
+		if t.GateResults != nil {
+			return t.GateResults
+		}
+		return t.Report.Results
+	})
+}
+
+func flatten(targets []Target, results func(Target) types.Results) []Finding {
 	var out []Finding
 	for _, t := range targets {
-		for _, r := range t.Report.Results {
+		for _, r := range results(t) {
 			for _, v := range r.Vulnerabilities {
 				out = append(out, Finding{Target: r.Target, Platform: t.Platform, VulnerabilityID: v.VulnerabilityID,
 					PkgName: v.PkgName, InstalledVersion: v.InstalledVersion, FixedVersion: v.FixedVersion,
@@ -201,7 +215,7 @@ func (g Gate) Evaluate(findings []Finding) GateResult {
 func (g Gate) EvaluateTargets(targets []Target) GateResult {
 	res := GateResult{Gate: g, Passed: true, Counts: map[string]int{}, Violations: []string{}, Blocking: []Finding{}}
 	for _, t := range targets {
-		r := g.Evaluate(Findings([]Target{t}))
+		r := g.Evaluate(gateFindings(t))
 		for sev, n := range r.Counts {
 			res.Counts[sev] += n
 		}

@@ -5,7 +5,6 @@ import (
 
 	dbtypes "github.com/aquasecurity/trivy-db/pkg/types"
 	"github.com/aquasecurity/trivy/pkg/clock"
-	"github.com/aquasecurity/trivy/pkg/result"
 	"github.com/aquasecurity/trivy/pkg/types"
 
 	"github.com/regctl-dev/regctl/internal/registry"
@@ -30,27 +29,9 @@ func NativeTarget(ctx context.Context, ref, digest, engine string, findings []re
 		res.Vulnerabilities = append(res.Vulnerabilities, v)
 	}
 	report := types.Report{SchemaVersion: 2, ArtifactName: ref, ArtifactType: "container_image", Results: types.Results{res}}
-	sev := o.Severities
-	if len(sev) == 0 {
-		sev = []string{"CRITICAL", "HIGH", "MEDIUM"}
-	}
-	fo := result.FilterOptions{IgnoreFile: o.IgnoreFile}
-	for _, s := range sev {
-		v, err := dbtypes.NewSeverity(s)
-		if err != nil {
-			return Target{}, err
-		}
-		fo.Severities = append(fo.Severities, v)
-	}
-	if o.IgnoreUnfixed {
-		for _, st := range dbtypes.Statuses {
-			if s := dbtypes.NewStatus(st); s != dbtypes.StatusFixed {
-				fo.IgnoreStatuses = append(fo.IgnoreStatuses, s)
-			}
-		}
-	}
-	if err := result.Filter(clock.With(ctx, o.Now), report, fo); err != nil {
+	gateResults, err := filterReport(clock.With(ctx, o.Now), &report, o)
+	if err != nil {
 		return Target{}, err
 	}
-	return Target{Reference: ref, Digest: digest, Report: report}, nil
+	return Target{Reference: ref, Digest: digest, Report: report, GateResults: gateResults}, nil
 }

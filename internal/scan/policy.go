@@ -52,6 +52,9 @@ func LoadPolicy(ctx context.Context, file string) (*Policy, error) {
 // works unmodified: Config.User, Config.Labels, Config.ExposedPorts as port numbers ("80", so that
 // to_number(port) works), Config.Image as the base image name where the image records it.
 func PolicyInput(ref, digest, platform string, cfg *v1.ConfigFile, annotations map[string]string) map[string]any {
+	if cfg == nil {
+		cfg = &v1.ConfigFile{}
+	}
 	c := cfg.Config
 	ports := []string{}
 	portsWithProto := []string{}

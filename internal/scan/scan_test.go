@@ -340,3 +340,34 @@ func TestGatePerTarget(t *testing.T) {
 		t.Errorf("violations must name the image: %+v", r.Violations)
 	}
 }
+
+// A report narrowed with --severity must not narrow the gate: with --severity CRITICAL the report
+// shows the 2 CRITICALs only, yet a gate on HIGH still counts the 4 HIGHs.
+func TestReportSeverityNeverHidesFindingsFromTheGate(t *testing.T) {
+	fx := newFixture(t)
+	targets := fx.scan(t, "app:vulnerable", scan.ScanOptions{Severities: []string{"CRITICAL"}})
+	shown := scan.Findings(targets)
+	for _, f := range shown {
+		if f.Severity != "CRITICAL" {
+			t.Fatalf("the report shows %s with --severity CRITICAL", f.Severity)
+		}
+	}
+	if len(shown) != 2 {
+		t.Fatalf("report: %v", ids(shown))
+	}
+	highOnly, _ := scan.ParseFailOn("HIGH=0")
+	r := (scan.Gate{FailOn: highOnly}).EvaluateTargets(targets)
+	if r.Passed || r.Counts["HIGH"] != 4 || len(r.Blocking) != 4 {
+		t.Fatalf("the gate must see the HIGHs the report hides: %+v", r)
+	}
+	// The default gate (CRITICAL=0, HIGH=5) with a LOW-only report still fails on the CRITICALs.
+	low := fx.scan(t, "app:vulnerable", scan.ScanOptions{Severities: []string{"LOW"}})
+	if d := scan.DefaultGate().EvaluateTargets(low); d.Passed || d.Counts["CRITICAL"] != 2 {
+		t.Fatalf("default gate behind --severity LOW: %+v", d)
+	}
+	// The ignore file and --ignore-unfixed still apply to the gate: they are decisions, not views.
+	fixedOnly := fx.scan(t, "app:vulnerable", scan.ScanOptions{Severities: []string{"CRITICAL"}, IgnoreUnfixed: true})
+	if m := (scan.Gate{FailOn: map[string]int{"MEDIUM": 0}}).EvaluateTargets(fixedOnly); !m.Passed || m.Counts["MEDIUM"] != 0 {
+		t.Fatalf("--ignore-unfixed hides the unfixed MEDIUM from the gate too: %+v", m)
+	}
+}
