@@ -164,14 +164,18 @@ on a terminal), readable only by you, and <prefix>.pub. Both work with the cosig
 func newVerifyCmd(f *Factory) *cobra.Command {
 	var key, mode string
 	var annotations []string
+	var recursive bool
 	cmd := &cobra.Command{
 		Use:   "verify IMAGE... --key KEY",
 		Short: "Verify image signatures; exit 3 when unsigned, signed by another key, or the tag moved",
 		Long: `Check that each image's current digest carries a signature made with KEY (a cosign.pub file or
 a KMS URI), over a payload naming that digest, with every -a key=value in it. Prints the verified
 payloads (-o json for CI). Exits 3 if any image fails: unsigned, signed by another key, required
-annotation missing, or the tag now points at content that was never signed.`,
+annotation missing, or the tag now points at content that was never signed. --recursive also
+requires each platform manifest of an index to be signed (as sign --recursive does), so pulling a
+platform by its digest cannot bypass the signature.`,
 		Example: `  regctl verify local/game-server:v1.2.0 --key cosign.pub
+  regctl verify local/game-server:latest --key cosign.pub --recursive
   regctl verify local/game-server:latest --key cosign.pub -a git_sha=abc123 -o json`,
 		Args: args(cobra.MinimumNArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
@@ -199,7 +203,7 @@ annotation missing, or the tag now points at content that was never signed.`,
 				if err != nil {
 					return err
 				}
-				out, err := sign.Verify(cmd.Context(), reg.Remote(), r, v, sign.VerifyOptions{Annotations: ann, OCI11: mode == sign.ModeOCI11})
+				out, err := sign.Verify(cmd.Context(), reg.Remote(), r, v, sign.VerifyOptions{Annotations: ann, OCI11: mode == sign.ModeOCI11, Recursive: recursive})
 				if err != nil {
 					if !errors.Is(err, exitcode.ErrViolation) {
 						return err
@@ -237,5 +241,6 @@ annotation missing, or the tag now points at content that was never signed.`,
 	fl.StringVar(&key, "key", "", "public key file or KMS URI (default: sign.key from the config, its .pub)")
 	fl.StringArrayVarP(&annotations, "annotations", "a", nil, "key=value the signed payload must carry (repeatable)")
 	fl.StringVar(&mode, "registry-referrers-mode", sign.ModeLegacy, "also look for OCI 1.1 referrer signatures with oci-1-1")
+	fl.BoolVar(&recursive, "recursive", false, "also verify each platform manifest of an index")
 	return cmd
 }

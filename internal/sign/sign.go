@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -175,6 +176,9 @@ func alreadySignedOCI11(ctx context.Context, d name.Digest, sv signature.SignerV
 type VerifyOptions struct {
 	Annotations map[string]string // each must be present with this value in the signed payload
 	OCI11       bool              // also look for OCI 1.1 referrer signatures
+	// Recursive also verifies each platform manifest of an index (what sign --recursive signs):
+	// pulling by platform digest must not bypass the signature.
+	Recursive bool
 }
 
 // Verified is one image whose signature checked out.
@@ -183,14 +187,24 @@ type Verified struct {
 	Digest     string            `json:"digest"`
 	Signatures int               `json:"signatures"`
 	Payloads   []json.RawMessage `json:"payloads"` // the verified simple-signing payloads, as cosign prints them
+	// Platforms are the verified platform manifests of an index, with --recursive.
+	Platforms []VerifiedPlatform `json:"platforms,omitempty"`
+}
+
+// VerifiedPlatform is one platform manifest whose signature checked out.
+type VerifiedPlatform struct {
+	Platform   string `json:"platform"`
+	Digest     string `json:"digest"`
+	Signatures int    `json:"signatures"`
 }
 
 // Verify checks that ref's current digest carries a signature by v whose payload names that digest
-// and carries the required annotations. A missing, foreign or stale signature is exitcode.ErrViolation.
+// and carries the required annotations (and, with Recursive, that every platform manifest of an
+// index does too). A missing, foreign or stale signature is exitcode.ErrViolation.
 func Verify(ctx context.Context, remoteOpts []remote.Option, ref name.Reference, v signature.Verifier, o VerifyOptions) (*Verified, error) {
 	remoteOpts = append(remoteOpts, remote.WithContext(ctx))
 	opts := []ociremote.Option{ociremote.WithRemoteOptions(remoteOpts...)}
-	desc, err := remote.Head(ref, remoteOpts...)
+	desc, err := remote.Get(ref, remoteOpts...)
 	if err != nil {
 		return nil, classify(ref, err)
 	}
@@ -201,30 +215,62 @@ func Verify(ctx context.Context, remoteOpts []remote.Option, ref name.Reference,
 			ann[k] = val
 		}
 	}
-	digestRef := ref.Context().Digest(desc.Digest.String())
-	sigs, _, err := cosign.VerifyImageSignatures(ctx, digestRef, &cosign.CheckOpts{
+	check := &cosign.CheckOpts{
 		RegistryClientOpts: opts, SigVerifier: v, IgnoreTlog: true, IgnoreSCT: true,
 		ClaimVerifier: cosign.SimpleClaimVerifier, Annotations: ann, ExperimentalOCI11: o.OCI11,
-	})
+	}
+	payloads, err := verifyDigest(ctx, ref.Context().Digest(desc.Digest.String()), check)
+	if err != nil {
+		return nil, fmt.Errorf("%s (%s): %w", ref, desc.Digest, err)
+	}
+	res := &Verified{Reference: ref.String(), Digest: desc.Digest.String(), Signatures: len(payloads), Payloads: payloads}
+	if o.Recursive && desc.MediaType.IsIndex() {
+		platforms, err := registry.IndexPlatforms(desc)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", ref, err)
+		}
+		var failed []string
+		for _, m := range platforms {
+			p, err := verifyDigest(ctx, ref.Context().Digest(m.Digest.String()), check)
+			if err != nil {
+				if !errors.Is(err, exitcode.ErrViolation) {
+					return nil, fmt.Errorf("%s [%s] (%s): %w", ref, m.Platform, m.Digest, err)
+				}
+				failed = append(failed, fmt.Sprintf("[%s] %s: %v", m.Platform, m.Digest, err))
+				continue
+			}
+			res.Platforms = append(res.Platforms, VerifiedPlatform{Platform: m.Platform.String(), Digest: m.Digest.String(), Signatures: len(p)})
+		}
+		if len(failed) > 0 {
+			return nil, fmt.Errorf("%s (%s): the index is signed, but %d of %d platform manifests are not: %s (sign them with regctl sign --recursive): %w",
+				ref, desc.Digest, len(failed), len(platforms), strings.Join(failed, "; "), exitcode.ErrViolation)
+		}
+	}
+	return res, nil
+}
+
+// verifyDigest returns the verified payloads of one digest's signatures, sorted.
+func verifyDigest(ctx context.Context, d name.Digest, check *cosign.CheckOpts) ([]json.RawMessage, error) {
+	sigs, _, err := cosign.VerifyImageSignatures(ctx, d, check)
 	if err != nil {
 		var noMatch *cosign.ErrNoMatchingSignatures
 		var noSigs *cosign.ErrNoSignaturesFound
 		var failure *cosign.VerificationFailure
 		if errors.As(err, &noMatch) || errors.As(err, &noSigs) || errors.As(err, &failure) {
-			return nil, fmt.Errorf("%s (%s): %v: %w", ref, desc.Digest, err, exitcode.ErrViolation)
+			return nil, fmt.Errorf("%v: %w", err, exitcode.ErrViolation)
 		}
-		return nil, fmt.Errorf("verifying %s: %w", ref, err)
+		return nil, fmt.Errorf("verifying: %w", err)
 	}
-	res := &Verified{Reference: ref.String(), Digest: desc.Digest.String(), Signatures: len(sigs)}
+	var out []json.RawMessage
 	for _, s := range sigs {
 		p, err := s.Payload()
 		if err != nil {
 			return nil, err
 		}
-		res.Payloads = append(res.Payloads, json.RawMessage(p))
+		out = append(out, json.RawMessage(p))
 	}
-	sort.Slice(res.Payloads, func(i, j int) bool { return string(res.Payloads[i]) < string(res.Payloads[j]) })
-	return res, nil
+	sort.Slice(out, func(i, j int) bool { return string(out[i]) < string(out[j]) })
+	return out, nil
 }
 
 // classify maps "the image is not there" to exit 5; everything else keeps its code.

@@ -215,3 +215,23 @@ func TestOCI11ReferrerMode(t *testing.T) {
 		t.Errorf("re-sign in oci-1-1 mode: %+v", again)
 	}
 }
+
+func TestVerifyRecursiveRequiresSignedPlatforms(t *testing.T) {
+	e := setup(t)
+	e.sign(t, "multi", sign.Options{})
+	index := e.repo.Tag("multi").String()
+	if _, err := e.verify(t, index, e.pub, sign.VerifyOptions{}); err != nil {
+		t.Fatalf("the index itself is signed: %v", err)
+	}
+	// Only the index is signed: a platform pulled by digest would carry no signature.
+	_, err := e.verify(t, index, e.pub, sign.VerifyOptions{Recursive: true})
+	if exitcode.Of(err) != exitcode.Violation || !strings.Contains(err.Error(), "2 of 2 platform manifests are not") ||
+		!strings.Contains(err.Error(), "linux/arm64") {
+		t.Fatalf("verify --recursive of a non-recursively signed index: %v", err)
+	}
+	e.sign(t, "multi", sign.Options{Recursive: true})
+	v, err := e.verify(t, index, e.pub, sign.VerifyOptions{Recursive: true})
+	if err != nil || len(v.Platforms) != 2 || v.Platforms[0].Platform != "linux/amd64" || v.Platforms[1].Signatures != 1 {
+		t.Fatalf("verify --recursive after sign --recursive: %+v %v", v, err)
+	}
+}
