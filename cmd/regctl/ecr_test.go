@@ -97,6 +97,21 @@ func TestECRThroughTheCLI(t *testing.T) {
 	if srv.Calls("PutLifecyclePolicy") != puts {
 		t.Error("a dry run put a policy")
 	}
+	// --max-delete counts what ECR will expire once the policy is put (its preview: 2 images).
+	if dry.Native[0].Expires != 2 || dry.Native[0].ExpiresSource != "registry-preview" {
+		t.Errorf("native expiry count: %+v", dry.Native[0])
+	}
+	if _, errOut, code := c.run("lifecycle", "apply", "-f", untagged, "multi", "--yes", "--max-delete", "1"); code != exitcode.Error ||
+		!strings.Contains(errOut, "expire 2 more") || srv.Calls("PutLifecyclePolicy") != puts {
+		t.Errorf("a native policy over --max-delete must not be put: exit %d %s", code, errOut)
+	}
+	if _, errOut, code := c.run("lifecycle", "apply", "-f", untagged, "multi", "--max-delete", "5"); code != exitcode.Usage || !strings.Contains(errOut, "expire 2 images") {
+		t.Errorf("without --yes, the native expiry is named: exit %d %s", code, errOut)
+	}
+	c.ok("lifecycle", "apply", "-f", untagged, "multi", "--yes", "--max-delete", "2")
+	if srv.Calls("PutLifecyclePolicy") != puts+1 {
+		t.Error("within --max-delete the policy is put")
+	}
 
 	// auth login writes the ECR token into the docker config (0600), merged with what is there.
 	dockerDir := filepath.Join(c.workDir, "docker")

@@ -274,7 +274,12 @@ type nativeResult struct {
 	Registry   string `json:"registry"`
 	Repository string `json:"repository"`
 	Status     string `json:"status"` // unchanged | put | would-put
-	// With --dry-run: the registry's own preview, and every image on which it and regctl's plan differ.
+	// Expires is how many images the registry will expire once the policy is put: its own preview's
+	// count where it has one (ExpiresSource "registry-preview"), else regctl's plan ("regctl-plan").
+	// --max-delete and the confirmation count these too.
+	Expires       int    `json:"expires"`
+	ExpiresSource string `json:"expiresSource,omitempty"`
+	// The registry's own preview, and every image on which it and regctl's plan differ.
 	Preview       []ecr.PreviewResult `json:"preview,omitempty"`
 	Disagreements []string            `json:"disagreements,omitempty"`
 }
@@ -282,6 +287,17 @@ type nativeResult struct {
 // previewer is a registry that previews a lifecycle policy itself (ECR).
 type previewer interface {
 	Preview(ctx context.Context, repo, policy string) ([]ecr.PreviewResult, error)
+}
+
+// previewExpires counts the distinct images a registry's preview expires.
+func previewExpires(preview []ecr.PreviewResult) int {
+	seen := map[string]bool{}
+	for _, r := range preview {
+		if strings.EqualFold(r.Action, lifecycle.ActionExpire) {
+			seen[r.Digest] = true
+		}
+	}
+	return len(seen)
 }
 
 // disagreements compares the registry's preview with regctl's plan, digest by digest.
@@ -362,22 +378,30 @@ A re-run with nothing to expire says so and exits 0.`,
 					return err
 				}
 				nr := nativeResult{Registry: p.Registry, Repository: p.Repository, Status: status}
-				if pv, ok := regs[p.Registry+"/"+p.Repository].(previewer); ok && dryRun {
+				// A policy about to be put expires images once the registry applies it: count them with
+				// the registry's own preview where there is one, so --max-delete covers them.
+				if pv, ok := regs[p.Registry+"/"+p.Repository].(previewer); ok && (dryRun || status == "would-put") {
 					preview, err := pv.Preview(cmd.Context(), p.Repository, string(policyText))
 					if err != nil {
 						return err
 					}
 					nr.Preview, nr.Disagreements = preview, disagreements(p, preview)
-					for _, d := range nr.Disagreements {
-						f.Notef("%s: disagreement: %s", p.Repository, d)
+					nr.Expires, nr.ExpiresSource = previewExpires(preview), "registry-preview"
+					if dryRun {
+						for _, d := range nr.Disagreements {
+							f.Notef("%s: disagreement: %s", p.Repository, d)
+						}
 					}
+				} else {
+					nr.Expires, nr.ExpiresSource = p.Summary.Expire, "regctl-plan"
 				}
 				out.Native = append(out.Native, nr)
 			}
-			puts := 0
+			puts, nativeExpires := 0, 0
 			for _, n := range out.Native {
 				if n.Status == "would-put" {
 					puts++
+					nativeExpires += n.Expires
 				}
 			}
 			printed := false
@@ -399,17 +423,18 @@ A re-run with nothing to expire says so and exits 0.`,
 			case images == 0 && puts == 0:
 				return finish("nothing to do: no image expires and every native policy is unchanged", nil)
 			case dryRun:
-				return finish(fmt.Sprintf("dry run: would delete %d images (%d manifests) and put %d native policies; nothing changed", images, manifests, puts), nil)
-			case maxDelete > 0 && images > maxDelete:
-				return finish("", exitcode.With(exitcode.Error, fmt.Errorf("the plan deletes %d images, more than --max-delete %d; nothing deleted", images, maxDelete)))
+				return finish(fmt.Sprintf("dry run: would delete %d images (%d manifests) and put %d native policies that expire %d images; nothing changed", images, manifests, puts, nativeExpires), nil)
+			case maxDelete > 0 && images+nativeExpires > maxDelete:
+				return finish("", exitcode.With(exitcode.Error, fmt.Errorf("the plan deletes %d images and the %d native policies to put expire %d more (their registry's preview), %d in all: more than --max-delete %d; nothing deleted, no policy put",
+					images, puts, nativeExpires, images+nativeExpires, maxDelete)))
 			case !yes && !(f.IO.InTTY && f.IO.ErrTTY):
-				return finish("", usageError(fmt.Errorf("the plan deletes %d images (%d manifests) and puts %d native policies; not on a terminal, so pass --yes; nothing changed", images, manifests, puts)))
+				return finish("", usageError(fmt.Errorf("the plan deletes %d images (%d manifests) and puts %d native policies that expire %d images; not on a terminal, so pass --yes; nothing changed", images, manifests, puts, nativeExpires)))
 			case !yes:
 				if err := renderPlans(f, plans); err != nil {
 					return err
 				}
 				printed = true
-				fmt.Fprintf(f.IO.ErrOut, "Delete %d images (%d manifests)? [y/N] ", images, manifests)
+				fmt.Fprintf(f.IO.ErrOut, "Delete %d images (%d manifests) and put %d native policies that expire %d images? [y/N] ", images, manifests, puts, nativeExpires)
 				answer, _ := bufio.NewReader(f.IO.In).ReadString('\n')
 				if a := strings.ToLower(strings.TrimSpace(answer)); a != "y" && a != "yes" {
 					return exitcode.With(exitcode.Usage, errors.New("not confirmed; nothing deleted"))
