@@ -25,10 +25,10 @@ import (
 
 func newBuildPushCmd(f *Factory) *cobra.Command {
 	var (
-		dockerfile, repo, version, platforms, builder, reportFile, branch, commit, key string
-		buildArgs                                                                      []string
-		doScan, doSign, dryRun                                                         bool
-		sf                                                                             scanFlags
+		dockerfile, repo, version, platforms, builder, reportFile, branch, commit, key, cacheRef string
+		buildArgs                                                                                []string
+		doScan, doSign, dryRun                                                                   bool
+		sf                                                                                       scanFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "build-push [CONTEXT] --repo REPO",
@@ -44,8 +44,11 @@ detached), by build.tag_rules, whose default reproduces build-and-push.sh:
 org.opencontainers.image.created|revision|version|source and the build args BUILD_DATE, VCS_REF and
 VERSION are set as the script does.
 
---builder buildx runs 'docker buildx build' with a registry cache (REPO:buildcache) and reads the
-pushed digest from buildx's metadata file; buildah builds without a daemon (one build per platform,
+--builder buildx runs 'docker buildx build' with a registry cache (REPO:buildcache, as the script;
+--cache-ref puts it elsewhere) and reads the pushed digest from buildx's metadata file. The cache tag
+is the one tag written before the scan gate: buildx exports it during the build. It holds cache
+layers, not a runnable image; to keep every tag of the image repository behind the gate, pass
+--cache-ref REGISTRY/REPO-cache:buildcache. buildah builds without a daemon (one build per platform,
 then one manifest list); auto picks buildx when a builder works, else buildah. Credentials come from
 regctl's own auth for the registry; no docker login step. --dry-run prints the commands and tags.`,
 		Example: `  regctl build-push . --repo local/game-server --version 1.4.0 --scan --sign --key cosign.key
@@ -124,6 +127,13 @@ regctl's own auth for the registry; no docker login step. --dry-run prints the c
 				Insecure: reg.Insecure() || isLoopback(reg.Host()), Version: version, Platforms: plats, BuildArgs: user, Tags: tags, Git: git,
 				Created: f.Now().UTC().Format("2006-01-02T15:04:05Z"), Builder: which, WorkDir: work,
 				AuthDir: filepath.Join(work, "auth"), UserDockerConfig: userDockerConfig(f), ID: hex.EncodeToString(id)}
+			if cacheRef != "" {
+				_, cref, err := res.Reference(cacheRef)
+				if err != nil {
+					return usageError(fmt.Errorf("--cache-ref: %w", err))
+				}
+				o.CacheRef = cref.String()
+			}
 			rep := &build.Report{Repository: repoRef.String(), Tags: tags, Platforms: plats, Builder: which, BuilderWhy: why,
 				Git: git, Version: version, Labels: build.Labels(git, version, o.Created), Published: []string{}, DryRun: dryRun}
 			f.Notef("builder: %s (%s); tags: %s", which, why, strings.Join(tags, ", "))
@@ -183,6 +193,7 @@ regctl's own auth for the registry; no docker login step. --dry-run prints the c
 	fl.StringVar(&platforms, "platform", "", "comma-separated platforms (default build.platforms, else linux/amd64,linux/arm64)")
 	fl.StringArrayVar(&buildArgs, "build-arg", nil, "KEY=VALUE build argument (repeatable)")
 	fl.StringVar(&builder, "builder", "", "auto, buildx or buildah (default build.builder, else auto)")
+	fl.StringVar(&cacheRef, "cache-ref", "", "buildx registry cache reference (default REPO:buildcache); a separate repository keeps the image repository's tags behind the gate")
 	fl.BoolVar(&doScan, "scan", false, "scan the pushed digest with the gate before any tag is published")
 	fl.BoolVar(&doSign, "sign", false, "sign the pushed digest (and its platforms) before tagging")
 	fl.StringVar(&key, "key", "", "signing key for --sign (default sign.key)")

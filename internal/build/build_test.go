@@ -102,6 +102,13 @@ func TestBuildxArgv(t *testing.T) {
 	if !strings.Contains(argv, "buildcache,mode=max,image-manifest=true,oci-mediatypes=true") || !strings.Contains(argv, "push=true,registry.insecure=true") {
 		t.Errorf("ECR cache and insecure output: %s", argv)
 	}
+	// A cache in its own repository: no tag of the image repository is written before the gate.
+	o.CacheRef = "registry.example.com/team/game-server-cache:buildcache"
+	argv = strings.Join(o.Commands()[0].Argv, " ")
+	if !strings.Contains(argv, "--cache-from type=registry,ref=registry.example.com/team/game-server-cache:buildcache --cache-to type=registry,ref=registry.example.com/team/game-server-cache:buildcache,mode=max") ||
+		strings.Contains(argv, "game-server:buildcache") {
+		t.Errorf("--cache-ref: %s", argv)
+	}
 }
 
 func TestBuildahArgv(t *testing.T) {

@@ -43,6 +43,10 @@ type Options struct {
 	// (BUILDX_CONFIG), so the user's current builder stays in use.
 	UserDockerConfig string
 	ID               string // unique name for this build's local images
+	// CacheRef is buildx's registry cache (default Repo:buildcache, as build-and-push.sh). buildx
+	// writes it during the build, before any gate: a separate repository keeps the image
+	// repository's tags untouched until the gate passes.
+	CacheRef string
 }
 
 // DetectBuilder resolves "auto": buildx when `docker buildx` works (it needs a Docker engine or a
@@ -105,7 +109,11 @@ func (o *Options) Commands() []Cmd {
 		}
 	}
 	if o.Builder == BuilderBuildx {
-		cache := "type=registry,ref=" + o.Repo.Tag("buildcache").String()
+		ref := o.CacheRef
+		if ref == "" {
+			ref = o.Repo.Tag("buildcache").String()
+		}
+		cache := "type=registry,ref=" + ref
 		cacheTo := cache + ",mode=max"
 		if o.ECR {
 			cacheTo += ",image-manifest=true,oci-mediatypes=true"
