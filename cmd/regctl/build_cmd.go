@@ -123,7 +123,7 @@ regctl's own auth for the registry; no docker login step. --dry-run prints the c
 				return err
 			}
 			defer os.RemoveAll(work)
-			o := &build.Options{Context: contextDir, Dockerfile: dockerfile, Repo: repoRef, ECR: reg.Type() == "ecr",
+			o := &build.Options{Context: contextDir, Dockerfile: dockerfile, Repo: repoRef, OCICacheManifests: registry.TraitsOf(reg).OCICacheManifests,
 				Insecure: reg.Insecure() || isLoopback(reg.Host()), Version: version, Platforms: plats, BuildArgs: user, Tags: tags, Git: git,
 				Created: f.Now().UTC().Format("2006-01-02T15:04:05Z"), Builder: which, WorkDir: work,
 				AuthDir: filepath.Join(work, "auth"), UserDockerConfig: userDockerConfig(f), ID: hex.EncodeToString(id)}

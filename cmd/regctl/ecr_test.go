@@ -11,6 +11,7 @@ import (
 
 	"github.com/regctl-dev/regctl/internal/ecr/ecrtest"
 	"github.com/regctl-dev/regctl/internal/exitcode"
+	"github.com/regctl-dev/regctl/internal/lifecycle"
 	"github.com/regctl-dev/regctl/internal/ui"
 )
 
@@ -50,7 +51,7 @@ func TestECRThroughTheCLI(t *testing.T) {
 	if _, errOut, code := c.run("lifecycle", "apply", "-f", policy, "game-server"); code != exitcode.Usage || !strings.Contains(errOut, "pass --yes") {
 		t.Errorf("without --yes: exit %d %s", code, errOut)
 	}
-	var res applyOutput
+	var res lifecycle.Outcome
 	if err := json.Unmarshal([]byte(c.ok("lifecycle", "apply", "-f", policy, "game-server", "--yes", "-o", "json")), &res); err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +87,7 @@ func TestECRThroughTheCLI(t *testing.T) {
 	c.ok("registry", "seed", "prod/multi")
 	untagged := filepath.Join(t.TempDir(), "untagged.json")
 	os.WriteFile(untagged, []byte(`{"rules":[{"rulePriority":1,"description":"keep the newest untagged image, padded over 100 characters","selection":{"tagStatus":"untagged","countType":"imageCountMoreThan","countNumber":1},"action":{"type":"expire"}}]}`), 0o600)
-	var dry applyOutput
+	var dry lifecycle.Outcome
 	if err := json.Unmarshal([]byte(c.ok("lifecycle", "apply", "-f", untagged, "multi", "--dry-run", "-o", "json")), &dry); err != nil {
 		t.Fatal(err)
 	}

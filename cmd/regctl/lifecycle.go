@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -12,7 +11,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/regctl-dev/regctl/internal/ecr"
 	"github.com/regctl-dev/regctl/internal/exitcode"
 	"github.com/regctl-dev/regctl/internal/lifecycle"
 	"github.com/regctl-dev/regctl/internal/registry"
@@ -186,11 +184,12 @@ func (pf *planFlags) plans(cmd *cobra.Command, f *Factory, targets []string) ([]
 			return nil, nil, err
 		}
 		p := lifecycle.BuildPlan(policy, t.reg.Name(), t.repo, images, age, f.Now())
-		if t.reg.Type() == "oci" {
+		traits := registry.TraitsOf(t.reg)
+		if !traits.ListsUntagged {
 			p.Notes = append(p.Notes, lifecycle.NoteUnlisted)
-			if age == lifecycle.AgeAuto {
-				p.Notes = append(p.Notes, "this registry records no push time: images are aged by their config's created time, else the org.opencontainers.image.created annotation (--age-source)")
-			}
+		}
+		if !traits.PushTimes && age == lifecycle.AgeAuto {
+			p.Notes = append(p.Notes, "this registry records no push time: images are aged by their config's created time, else the org.opencontainers.image.created annotation (--age-source)")
 		}
 		regs[t.reg.Name()+"/"+t.repo] = t.reg
 		plans = append(plans, p)
@@ -261,71 +260,6 @@ func newLifecyclePreviewCmd(f *Factory) *cobra.Command {
 	return cmd
 }
 
-type applyOutput struct {
-	DryRun  bool                     `json:"dryRun"`
-	Plans   []*lifecycle.RepoPlan    `json:"plans"`
-	Results []*lifecycle.ApplyResult `json:"results"`
-	Native  []nativeResult           `json:"native"`
-	Message string                   `json:"message"`
-}
-
-// nativeResult is a policy handed to a registry that applies lifecycle policies itself (ECR).
-type nativeResult struct {
-	Registry   string `json:"registry"`
-	Repository string `json:"repository"`
-	Status     string `json:"status"` // unchanged | put | would-put
-	// Expires is how many images the registry will expire once the policy is put: its own preview's
-	// count where it has one (ExpiresSource "registry-preview"), else regctl's plan ("regctl-plan").
-	// --max-delete and the confirmation count these too.
-	Expires       int    `json:"expires"`
-	ExpiresSource string `json:"expiresSource,omitempty"`
-	// The registry's own preview, and every image on which it and regctl's plan differ.
-	Preview       []ecr.PreviewResult `json:"preview,omitempty"`
-	Disagreements []string            `json:"disagreements,omitempty"`
-}
-
-// previewer is a registry that previews a lifecycle policy itself (ECR).
-type previewer interface {
-	Preview(ctx context.Context, repo, policy string) ([]ecr.PreviewResult, error)
-}
-
-// previewExpires counts the distinct images a registry's preview expires.
-func previewExpires(preview []ecr.PreviewResult) int {
-	seen := map[string]bool{}
-	for _, r := range preview {
-		if strings.EqualFold(r.Action, lifecycle.ActionExpire) {
-			seen[r.Digest] = true
-		}
-	}
-	return len(seen)
-}
-
-// disagreements compares the registry's preview with regctl's plan, digest by digest.
-func disagreements(plan *lifecycle.RepoPlan, preview []ecr.PreviewResult) []string {
-	theirs := map[string]ecr.PreviewResult{}
-	for _, r := range preview {
-		if strings.EqualFold(r.Action, lifecycle.ActionExpire) {
-			theirs[r.Digest] = r
-		}
-	}
-	var out []string
-	for _, it := range plan.Items {
-		ours := it.Action == lifecycle.PlanExpire || it.Action == lifecycle.PlanDelete
-		r, their := theirs[it.Digest]
-		switch {
-		case their && !ours:
-			why := it.Reason
-			if it.Protected != "" {
-				why = "protected: " + it.Protected
-			}
-			out = append(out, fmt.Sprintf("%s %v: the registry's preview expires it (rule %d); regctl keeps it (%s)", shortDigest(it.Digest), it.Tags, r.Rule, why))
-		case ours && !their:
-			out = append(out, fmt.Sprintf("%s %v: regctl deletes it (%s); the registry's preview keeps it", shortDigest(it.Digest), it.Tags, it.Reason))
-		}
-	}
-	return out
-}
-
 func newLifecycleApplyCmd(f *Factory) *cobra.Command {
 	var pf planFlags
 	var dryRun, yes bool
@@ -349,130 +283,40 @@ A re-run with nothing to expire says so and exits 0.`,
 			if err != nil {
 				return err
 			}
-			out := applyOutput{DryRun: dryRun, Plans: plans, Results: []*lifecycle.ApplyResult{}, Native: []nativeResult{}}
-			// Registries with native lifecycle (ECR) get the policy itself; the plan shown is regctl's
-			// evaluation of it. The stored policy is compared after normalising rule order: when it is
-			// the same, nothing is put.
-			policyText := pf.raw
-			want, _ := lifecycle.Parse(policyText)
-			wantCanon, _ := lifecycle.Canonical(want)
-			images, manifests := 0, 0
-			var clientPlans []*lifecycle.RepoPlan
-			for _, p := range plans {
-				lp, ok := regs[p.Registry+"/"+p.Repository].(registry.LifecyclePolicies)
-				if !ok {
-					clientPlans = append(clientPlans, p)
-					images += p.Summary.Expire
-					manifests += p.Summary.Manifests
-					continue
-				}
-				p.Engine = "native (" + regs[p.Registry+"/"+p.Repository].Type() + " applies the policy itself; this plan is regctl's evaluation)"
-				status := "would-put"
-				if stored, err := lp.GetLifecyclePolicy(cmd.Context(), p.Repository); err == nil {
-					if cur, perr := lifecycle.Parse([]byte(stored)); perr == nil {
-						if canon, _ := lifecycle.Canonical(cur); string(canon) == string(wantCanon) {
-							status = "unchanged"
-						}
-					}
-				} else if exitcode.Of(err) != exitcode.NotFound {
-					return err
-				}
-				nr := nativeResult{Registry: p.Registry, Repository: p.Repository, Status: status}
-				// A policy about to be put expires images once the registry applies it: count them with
-				// the registry's own preview where there is one, so --max-delete covers them.
-				if pv, ok := regs[p.Registry+"/"+p.Repository].(previewer); ok && (dryRun || status == "would-put") {
-					preview, err := pv.Preview(cmd.Context(), p.Repository, string(policyText))
-					if err != nil {
-						return err
-					}
-					nr.Preview, nr.Disagreements = preview, disagreements(p, preview)
-					nr.Expires, nr.ExpiresSource = previewExpires(preview), "registry-preview"
-					if dryRun {
-						for _, d := range nr.Disagreements {
-							f.Notef("%s: disagreement: %s", p.Repository, d)
-						}
-					}
-				} else {
-					nr.Expires, nr.ExpiresSource = p.Summary.Expire, "regctl-plan"
-				}
-				out.Native = append(out.Native, nr)
-			}
-			puts, nativeExpires := 0, 0
-			for _, n := range out.Native {
-				if n.Status == "would-put" {
-					puts++
-					nativeExpires += n.Expires
-				}
+			targets := make([]lifecycle.Target, len(plans))
+			for i, p := range plans {
+				targets[i] = lifecycle.Target{Registry: regs[p.Registry+"/"+p.Repository], Plan: p}
 			}
 			printed := false
-			finish := func(msg string, err error) error {
-				out.Message = msg
-				if f.Format() == ui.FormatTable {
-					if !printed {
-						if rerr := renderPlans(f, plans); rerr != nil {
-							return rerr
-						}
+			o := lifecycle.ReconcileOptions{Policy: pf.raw, DryRun: dryRun, Yes: yes, MaxDelete: maxDelete, Jobs: jobs,
+				Note: f.Notef, Logger: f.Logger()}
+			if f.IO.InTTY && f.IO.ErrTTY {
+				o.Confirm = func(s lifecycle.Changes) (bool, error) {
+					if err := renderPlans(f, plans); err != nil {
+						return false, err
 					}
-					fmt.Fprintln(f.IO.Out, msg)
-				} else if rerr := f.Render(out, nil); rerr != nil {
-					return rerr
+					printed = true
+					fmt.Fprintf(f.IO.ErrOut, "Delete %d images (%d manifests) and put %d native policies that expire %d images? [y/N] ",
+						s.Images, s.Manifests, s.NativePuts, s.NativeExpires)
+					answer, _ := bufio.NewReader(f.IO.In).ReadString('\n')
+					a := strings.ToLower(strings.TrimSpace(answer))
+					return a == "y" || a == "yes", nil
 				}
-				return err
 			}
-			switch {
-			case images == 0 && puts == 0:
-				return finish("nothing to do: no image expires and every native policy is unchanged", nil)
-			case dryRun:
-				return finish(fmt.Sprintf("dry run: would delete %d images (%d manifests) and put %d native policies that expire %d images; nothing changed", images, manifests, puts, nativeExpires), nil)
-			case maxDelete > 0 && images+nativeExpires > maxDelete:
-				return finish("", exitcode.With(exitcode.Error, fmt.Errorf("the plan deletes %d images and the %d native policies to put expire %d more (their registry's preview), %d in all: more than --max-delete %d; nothing deleted, no policy put",
-					images, puts, nativeExpires, images+nativeExpires, maxDelete)))
-			case !yes && !(f.IO.InTTY && f.IO.ErrTTY):
-				return finish("", usageError(fmt.Errorf("the plan deletes %d images (%d manifests) and puts %d native policies that expire %d images; not on a terminal, so pass --yes; nothing changed", images, manifests, puts, nativeExpires)))
-			case !yes:
+			out, runErr := lifecycle.Reconcile(cmd.Context(), targets, o)
+			if f.Format() != ui.FormatTable {
+				if err := f.Render(out, nil); err != nil {
+					return err
+				}
+				return runErr
+			}
+			if !printed {
 				if err := renderPlans(f, plans); err != nil {
 					return err
 				}
-				printed = true
-				fmt.Fprintf(f.IO.ErrOut, "Delete %d images (%d manifests) and put %d native policies that expire %d images? [y/N] ", images, manifests, puts, nativeExpires)
-				answer, _ := bufio.NewReader(f.IO.In).ReadString('\n')
-				if a := strings.ToLower(strings.TrimSpace(answer)); a != "y" && a != "yes" {
-					return exitcode.With(exitcode.Usage, errors.New("not confirmed; nothing deleted"))
-				}
 			}
-			var failures []error
-			for i, n := range out.Native {
-				if n.Status != "would-put" {
-					continue
-				}
-				lp := regs[n.Registry+"/"+n.Repository].(registry.LifecyclePolicies)
-				if err := lp.PutLifecyclePolicy(cmd.Context(), n.Repository, string(policyText)); err != nil {
-					failures = append(failures, fmt.Errorf("%s: %w", n.Repository, err))
-					continue
-				}
-				out.Native[i].Status = "put"
-			}
-			deleted, skipped := 0, 0
-			for _, p := range clientPlans {
-				r := lifecycle.Apply(cmd.Context(), regs[p.Registry+"/"+p.Repository], p, jobs, f.Logger())
-				out.Results = append(out.Results, r)
-				deleted += len(r.Deleted)
-				for _, s := range r.Skipped {
-					skipped += len(s.Digests)
-					f.Notef("kept %s: %s", strings.Join(s.Digests, ", "), s.Reason)
-				}
-				if err := r.Err(); err != nil {
-					failures = append(failures, err)
-				}
-			}
-			msg := fmt.Sprintf("deleted %d manifests for %d expired images; put %d native policies", deleted, images, puts)
-			if skipped > 0 {
-				msg += fmt.Sprintf("; kept %d manifests the plan would have deleted (see above)", skipped)
-			}
-			if len(failures) > 0 {
-				return finish(msg, fmt.Errorf("partial failure: %w", errors.Join(failures...)))
-			}
-			return finish(msg, nil)
+			fmt.Fprintln(f.IO.Out, out.Message)
+			return runErr
 		},
 	}
 	pf.register(cmd)

@@ -87,7 +87,7 @@ func TestLifecycleApplyFlow(t *testing.T) {
 		t.Fatal("something was deleted by a refused or dry run")
 	}
 
-	var res applyOutput
+	var res lifecycle.Outcome
 	if err := json.Unmarshal([]byte(c.ok("lifecycle", "apply", "-f", policy, repo, "--yes", "-o", "json")), &res); err != nil {
 		t.Fatal(err)
 	}

@@ -175,12 +175,7 @@ func attachedLabel(kinds []string) string {
 	return strings.Join(parts, " ")
 }
 
-func shortDigest(d string) string {
-	if i := strings.Index(d, ":"); i >= 0 && len(d) > i+13 {
-		return d[:i+13]
-	}
-	return d
-}
+func shortDigest(d string) string { return registry.ShortDigest(d) }
 
 func humanSize(n int64) string {
 	const unit = 1024

@@ -97,7 +97,7 @@ func TestBuildxArgv(t *testing.T) {
 	if s := o.Commands()[0].String(); !strings.Contains(s, "--build-arg EXTRA=***") || strings.Contains(s, "EXTRA=1") {
 		t.Errorf("masked command: %s", s)
 	}
-	o.ECR, o.Insecure = true, true
+	o.OCICacheManifests, o.Insecure = true, true
 	argv := strings.Join(o.Commands()[0].Argv, " ")
 	if !strings.Contains(argv, "buildcache,mode=max,image-manifest=true,oci-mediatypes=true") || !strings.Contains(argv, "push=true,registry.insecure=true") {
 		t.Errorf("ECR cache and insecure output: %s", argv)

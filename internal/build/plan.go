@@ -23,18 +23,18 @@ const (
 
 // Options describe one build-push.
 type Options struct {
-	Context    string // build context directory
-	Dockerfile string // default <context>/Dockerfile
-	Repo       name.Repository
-	ECR        bool // the registry is ECR: registry cache needs image-manifest=true,oci-mediatypes=true
-	Insecure   bool // plain HTTP / unverified TLS to the registry, passed on to the builder
-	Version    string
-	Platforms  []string
-	BuildArgs  map[string]string // user --build-arg
-	Tags       []string
-	Git        Git
-	Created    string // RFC 3339, the BUILD_DATE and created label
-	Builder    string // buildx or buildah (resolved)
+	Context           string // build context directory
+	Dockerfile        string // default <context>/Dockerfile
+	Repo              name.Repository
+	OCICacheManifests bool // the registry (ECR) takes registry caches only as OCI image manifests: image-manifest=true,oci-mediatypes=true
+	Insecure          bool // plain HTTP / unverified TLS to the registry, passed on to the builder
+	Version           string
+	Platforms         []string
+	BuildArgs         map[string]string // user --build-arg
+	Tags              []string
+	Git               Git
+	Created           string // RFC 3339, the BUILD_DATE and created label
+	Builder           string // buildx or buildah (resolved)
 	// WorkDir holds buildah's storage and the OCI layout the build is exported to; AuthDir holds a
 	// docker-style config.json with the registry's credentials (so no separate `docker login`).
 	WorkDir string
@@ -115,7 +115,7 @@ func (o *Options) Commands() []Cmd {
 		}
 		cache := "type=registry,ref=" + ref
 		cacheTo := cache + ",mode=max"
-		if o.ECR {
+		if o.OCICacheManifests {
 			cacheTo += ",image-manifest=true,oci-mediatypes=true"
 		}
 		output := "type=image,name=" + o.Repo.String() + ",push-by-digest=true,name-canonical=true,push=true"

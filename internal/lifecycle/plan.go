@@ -368,13 +368,7 @@ func nonNil(s []string) []string {
 	return s
 }
 
-func short(d v1.Hash) string {
-	s := d.String()
-	if i := strings.IndexByte(s, ':'); i >= 0 && len(s) > i+13 {
-		return s[:i+13]
-	}
-	return s
-}
+func short(d v1.Hash) string { return registry.ShortDigest(d.String()) }
 
 func itemTime(it PlanItem) time.Time {
 	if it.PushedAt == nil {

@@ -7,6 +7,7 @@ package registry
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -174,4 +175,53 @@ type RepositoryPolicies interface {
 // backups record them and restores recreate them.
 type RepositoryInspector interface {
 	RepositorySettings(ctx context.Context, repo string) (RepositorySpec, error)
+}
+
+// Traits are what a backend's answers can be trusted to contain; commands read them instead of
+// asking which kind of backend they talk to.
+type Traits struct {
+	// ListsUntagged: Images includes manifests no tag reaches (ECR, Harbor). Plain OCI registries
+	// cannot list those.
+	ListsUntagged bool `json:"listsUntagged"`
+	// PushTimes: the registry records when each manifest was pushed (ECR imagePushedAt, Harbor
+	// push_time); otherwise ages come from the image itself.
+	PushTimes bool `json:"pushTimes"`
+	// OCICacheManifests: buildx registry caches must be stored as OCI image manifests
+	// (image-manifest=true,oci-mediatypes=true), as ECR requires.
+	OCICacheManifests bool `json:"ociCacheManifests"`
+}
+
+// TraitReporter is implemented by backends whose traits differ from a plain OCI registry's.
+type TraitReporter interface {
+	Traits() Traits
+}
+
+// TraitsOf returns a registry's traits: a plain OCI registry's (all false) unless it reports others.
+func TraitsOf(r Registry) Traits {
+	if t, ok := r.(TraitReporter); ok {
+		return t.Traits()
+	}
+	return Traits{}
+}
+
+// PreviewItem is one image a registry's own lifecycle preview acts on.
+type PreviewItem struct {
+	Digest string   `json:"digest"`
+	Tags   []string `json:"tags"`
+	Action string   `json:"action"` // EXPIRE (or TRANSITION on ECR)
+	Rule   int      `json:"rule"`
+}
+
+// LifecyclePreviewer is implemented by backends that can say what a lifecycle policy would do
+// before it is stored (ECR's lifecycle policy preview; a Harbor retention dry run).
+type LifecyclePreviewer interface {
+	PreviewLifecyclePolicy(ctx context.Context, repo, policy string) ([]PreviewItem, error)
+}
+
+// ShortDigest is the form tables and messages use: the algorithm and 12 hex digits.
+func ShortDigest(d string) string {
+	if algo, hex, ok := strings.Cut(d, ":"); ok && len(hex) > 12 {
+		return algo + ":" + hex[:12]
+	}
+	return d
 }
