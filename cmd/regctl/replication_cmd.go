@@ -1,27 +1,18 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"reflect"
 
 	"github.com/spf13/cobra"
 
-	"github.com/regctl-dev/regctl/internal/ecr"
 	"github.com/regctl-dev/regctl/internal/registry"
 	"github.com/regctl-dev/regctl/internal/ui"
 )
 
-// replicator is a registry with a replication configuration (ECR).
-type replicator interface {
-	GetReplication(ctx context.Context) (*ecr.Replication, error)
-	PutReplication(ctx context.Context, r *ecr.Replication) error
-}
-
 func newReplicationCmd(f *Factory) *cobra.Command {
 	cmd := group(&cobra.Command{Use: "replication", Short: "Get or put a registry's cross-region replication configuration (ECR)"})
-	open := func(a []string) (replicator, registry.Registry, error) {
+	open := func(a []string) (registry.ReplicationConfigurer, registry.Registry, error) {
 		res, err := f.Resolver()
 		if err != nil {
 			return nil, nil, err
@@ -35,7 +26,7 @@ func newReplicationCmd(f *Factory) *cobra.Command {
 		if err != nil {
 			return nil, nil, err
 		}
-		rp, ok := reg.(replicator)
+		rp, ok := reg.(registry.ReplicationConfigurer)
 		if !ok {
 			return nil, nil, usageError(fmt.Errorf("%s is a %s registry, which has no replication configuration", reg.Name(), reg.Type()))
 		}
@@ -55,22 +46,19 @@ func newReplicationCmd(f *Factory) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			want, err := ecr.ParseReplication(data)
-			if err != nil {
-				return fmt.Errorf("%s: %w", file, err)
-			}
 			rp, reg, err := open(a)
 			if err != nil {
 				return err
 			}
-			if cur, err := rp.GetReplication(cmd.Context()); err == nil && reflect.DeepEqual(cur, want) {
+			st, err := rp.PutReplicationConfig(cmd.Context(), data)
+			if err != nil {
+				return fmt.Errorf("%s: %w", file, err)
+			}
+			if st.Unchanged {
 				f.Notef("%s: replication unchanged", reg.Name())
 				return nil
 			}
-			if err := rp.PutReplication(cmd.Context(), want); err != nil {
-				return err
-			}
-			f.Notef("%s: replication configuration put (%d rules)", reg.Name(), len(want.Rules))
+			f.Notef("%s: replication configuration put (%d rules)", reg.Name(), st.Rules)
 			return nil
 		},
 	}
@@ -85,21 +73,14 @@ func newReplicationCmd(f *Factory) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			r, err := rp.GetReplication(cmd.Context())
+			r, err := rp.ReplicationConfig(cmd.Context())
 			if err != nil {
 				return err
 			}
-			return f.Render(r, func() ui.Table {
+			return f.Render(r.Document, func() ui.Table {
 				t := ui.Table{Headers: []string{"rule", "destinations", "repository filters"}}
-				for i, rule := range r.Rules {
-					var d, fl []string
-					for _, x := range rule.Destinations {
-						d = append(d, x.Region+"/"+x.RegistryID)
-					}
-					for _, x := range rule.RepositoryFilters {
-						fl = append(fl, x.FilterType+":"+x.Filter)
-					}
-					t.Rows = append(t.Rows, []string{fmt.Sprint(i), fmt.Sprint(d), fmt.Sprint(fl)})
+				for _, rule := range r.Rules {
+					t.Rows = append(t.Rows, []string{rule.Name, fmt.Sprint(rule.Destinations), fmt.Sprint(rule.Filters)})
 				}
 				return t
 			})

@@ -2,6 +2,8 @@ package ecr
 
 import (
 	"context"
+	"fmt"
+	"reflect"
 
 	"github.com/regctl-dev/regctl/internal/registry"
 )
@@ -25,7 +27,43 @@ func (e *ECR) PreviewLifecyclePolicy(ctx context.Context, repo, policy string) (
 	return out, nil
 }
 
+// PutReplicationConfig validates the JSON of put-replication-configuration and puts it unless
+// DescribeRegistry shows the same configuration.
+func (e *ECR) PutReplicationConfig(ctx context.Context, doc []byte) (registry.ReplicationStatus, error) {
+	want, err := ParseReplication(doc)
+	if err != nil {
+		return registry.ReplicationStatus{}, err
+	}
+	st := registry.ReplicationStatus{Rules: len(want.Rules)}
+	if cur, err := e.GetReplication(ctx); err == nil && reflect.DeepEqual(cur, want) {
+		st.Unchanged = true
+		return st, nil
+	}
+	return st, e.PutReplication(ctx, want)
+}
+
+// ReplicationConfig is DescribeRegistry's replication configuration.
+func (e *ECR) ReplicationConfig(ctx context.Context) (*registry.ReplicationConfig, error) {
+	r, err := e.GetReplication(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := &registry.ReplicationConfig{Document: r}
+	for i, rule := range r.Rules {
+		row := registry.ReplicationRuleSummary{Name: fmt.Sprint(i), Destinations: []string{}, Filters: []string{}}
+		for _, d := range rule.Destinations {
+			row.Destinations = append(row.Destinations, d.Region+"/"+d.RegistryID)
+		}
+		for _, f := range rule.RepositoryFilters {
+			row.Filters = append(row.Filters, f.FilterType+":"+f.Filter)
+		}
+		out.Rules = append(out.Rules, row)
+	}
+	return out, nil
+}
+
 var (
-	_ registry.TraitReporter      = (*ECR)(nil)
-	_ registry.LifecyclePreviewer = (*ECR)(nil)
+	_ registry.ReplicationConfigurer = (*ECR)(nil)
+	_ registry.TraitReporter         = (*ECR)(nil)
+	_ registry.LifecyclePreviewer    = (*ECR)(nil)
 )

@@ -225,3 +225,33 @@ func ShortDigest(d string) string {
 	}
 	return d
 }
+
+// ReplicationConfigurer is implemented by backends that replicate natively, configured by a
+// document in the backend's own format (ECR: the JSON of put-replication-configuration).
+type ReplicationConfigurer interface {
+	// PutReplicationConfig validates doc (errors name the field, exit 2) and stores it, unless the
+	// stored configuration is the same (Unchanged, nothing written).
+	PutReplicationConfig(ctx context.Context, doc []byte) (ReplicationStatus, error)
+	// ReplicationConfig returns the stored configuration.
+	ReplicationConfig(ctx context.Context) (*ReplicationConfig, error)
+}
+
+// ReplicationStatus is what PutReplicationConfig did.
+type ReplicationStatus struct {
+	Unchanged bool `json:"unchanged"`
+	Rules     int  `json:"rules"`
+}
+
+// ReplicationConfig is a stored replication configuration: the backend's document (what -o json
+// prints) and one summary row per rule.
+type ReplicationConfig struct {
+	Document any
+	Rules    []ReplicationRuleSummary
+}
+
+// ReplicationRuleSummary is one replication rule in a table.
+type ReplicationRuleSummary struct {
+	Name         string   `json:"name"`
+	Destinations []string `json:"destinations"`
+	Filters      []string `json:"filters"`
+}
