@@ -11,17 +11,25 @@ DATE    ?= $(shell git log -1 --format=%cI 2>/dev/null || date -u +%Y-%m-%dT%H:%
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.date=$(DATE)
 FUZZTIME ?= 20s
 
-.PHONY: all build test unit lint bench demo install fuzz clean
+# The packages that run work concurrently (backup's parallel transfers and lock, the registry
+# listing, lifecycle apply, the in-process CLI): run a second time under the race detector, which
+# needs cgo (gcc), unlike the static build.
+RACE_PKGS ?= ./internal/backup/... ./internal/registry/... ./internal/lifecycle/... ./cmd/regctl/...
+
+.PHONY: all build test unit race lint bench demo install fuzz clean
 
 all: build
 
 build: ## build bin/regctl
 	$(GO) build -ldflags '$(LDFLAGS)' -o bin/regctl ./cmd/regctl
 
-test: lint unit ## everything CI runs: lint, then every test (fuzz seed corpora included)
+test: lint unit race ## everything CI runs: lint, every test (fuzz seed corpora included), then the concurrent packages under -race
 
 unit:
 	$(GO) test -count=1 -timeout 20m ./...
+
+race: ## the concurrent packages again under the race detector (needs gcc)
+	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 30m $(RACE_PKGS)
 
 lint: ## gofmt + go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
