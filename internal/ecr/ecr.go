@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"sort"
 	"strings"
 	"sync"
@@ -52,6 +53,7 @@ func Open(ctx context.Context, name string, rc config.Registry, opts registry.Op
 	if err != nil {
 		return nil, fmt.Errorf("registries.%s: AWS configuration: %w", name, err)
 	}
+	cfg.HTTPClient = limitedClient{cfg.HTTPClient}
 	client := ecr.NewFromConfig(cfg, func(o *ecr.Options) {
 		if rc.Endpoint != "" {
 			o.BaseEndpoint = aws.String(rc.Endpoint)
@@ -65,6 +67,13 @@ func Open(ctx context.Context, name string, rc config.Registry, opts registry.Op
 			return nil, classify(fmt.Errorf("registries.%s: getting an ECR token: %w", name, err))
 		}
 		host = kc.host
+		if host == "" && rc.Account != "" {
+			host = rc.Account + ".dkr.ecr." + rc.Region + ".amazonaws.com"
+		}
+		if host == "" {
+			return nil, fmt.Errorf("registries.%s: ecr GetAuthorizationToken: the answer has no proxyEndpoint and the config names no account to derive the registry host from: %w",
+				name, registry.ErrBadAnswer)
+		}
 	} else {
 		host = rc.Account + ".dkr.ecr." + rc.Region + ".amazonaws.com"
 	}
@@ -102,22 +111,64 @@ func (k *tokenKeychain) token(ctx context.Context) (authn.Authenticator, error) 
 	if err != nil {
 		return nil, err
 	}
-	if len(out.AuthorizationData) == 0 {
-		return nil, errors.New("ECR returned no authorization data")
+	t, err := decodeToken(out, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	k.auth = &authn.Basic{Username: t.user, Password: t.password}
+	k.expires, k.host = t.expires, t.host
+	return k.auth, nil
+}
+
+// ecrToken is a decoded GetAuthorizationToken answer.
+type ecrToken struct {
+	user, password string
+	expires        time.Time
+	host           string // from proxyEndpoint, "" when the answer has none
+}
+
+// tokenLifetimeUnknown is how long a token without expiresAt is used before another is fetched.
+const tokenLifetimeUnknown = 15 * time.Minute
+
+// decodeToken checks a GetAuthorizationToken answer: authorizationData present, a base64
+// "user:password" token with both parts, a proxyEndpoint (when present) that is an http(s) URL of a
+// host. A missing expiresAt is not an error: the token is used for tokenLifetimeUnknown.
+func decodeToken(out *ecr.GetAuthorizationTokenOutput, now time.Time) (ecrToken, error) {
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("ecr GetAuthorizationToken: "+format+": %w", append(a, registry.ErrBadAnswer)...)
+	}
+	if out == nil || len(out.AuthorizationData) == 0 {
+		return ecrToken{}, bad("the answer has no authorizationData")
 	}
 	ad := out.AuthorizationData[0]
-	raw, err := base64.StdEncoding.DecodeString(aws.ToString(ad.AuthorizationToken))
+	enc := aws.ToString(ad.AuthorizationToken)
+	if enc == "" {
+		return ecrToken{}, bad("the answer has no authorizationToken")
+	}
+	raw, err := base64.StdEncoding.DecodeString(enc)
 	if err != nil {
-		return nil, fmt.Errorf("ECR token: %w", err)
+		return ecrToken{}, bad("authorizationToken is not base64: %v", err)
 	}
 	user, pw, ok := strings.Cut(string(raw), ":")
-	if !ok {
-		return nil, errors.New("ECR token is not user:password")
+	if !ok || user == "" || pw == "" {
+		return ecrToken{}, bad("authorizationToken is not user:password")
 	}
-	k.auth = &authn.Basic{Username: user, Password: pw}
-	k.expires = aws.ToTime(ad.ExpiresAt)
-	k.host = strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(aws.ToString(ad.ProxyEndpoint), "https://"), "http://"), "/")
-	return k.auth, nil
+	t := ecrToken{user: user, password: pw, expires: aws.ToTime(ad.ExpiresAt)}
+	if t.expires.IsZero() {
+		t.expires = now.Add(tokenLifetimeUnknown)
+	}
+	if pe := aws.ToString(ad.ProxyEndpoint); pe != "" {
+		full := pe
+		if !strings.Contains(full, "://") {
+			full = "https://" + full
+		}
+		u, err := url.Parse(full)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || strings.ContainsAny(u.Host, "/@ ") {
+			return ecrToken{}, bad("proxyEndpoint %q is not an http(s) URL of a host", pe)
+		}
+		t.host = u.Host
+	}
+	return t, nil
 }
 
 func (k *tokenKeychain) Resolve(authn.Resource) (authn.Authenticator, error) {
@@ -133,9 +184,21 @@ func classify(err error) error {
 	if strings.Contains(err.Error(), "Credential should be scoped to a valid region") {
 		return exitcode.With(exitcode.Auth, fmt.Errorf("the request was signed for another region than the endpoint's: check region in the registry's config: %w", err))
 	}
+	var tooLarge *registry.TooLargeError
+	if errors.As(err, &tooLarge) {
+		return fmt.Errorf("ecr %s: %w", operation(err), tooLarge)
+	}
+	var deser *smithy.DeserializationError
+	if errors.As(err, &deser) {
+		return fmt.Errorf("ecr %s: the answer is not ECR's JSON (a proxy's or an emulator's page?): %v: %w", operation(err), deser.Err, registry.ErrBadAnswer)
+	}
 	var api smithy.APIError
 	if errors.As(err, &api) {
 		switch api.ErrorCode() {
+		case "InvalidAction", "UnknownOperationException", "NotImplemented", "InvalidTargetHeader":
+			// Emulators (kumo, LocalStack's free tier) answer so for actions they lack.
+			return exitcode.With(exitcode.Error, fmt.Errorf("ecr %s: the endpoint does not implement the %s action (%s: %s); regctl needs it for this command",
+				operation(err), operation(err), api.ErrorCode(), api.ErrorMessage()))
 		case "AccessDeniedException", "UnrecognizedClientException", "InvalidSignatureException", "ExpiredTokenException", "MissingAuthenticationTokenException":
 			return exitcode.With(exitcode.Auth, err)
 		case "RepositoryNotFoundException", "ImageNotFoundException", "LifecyclePolicyNotFoundException", "RepositoryPolicyNotFoundException":
@@ -154,19 +217,84 @@ func classify(err error) error {
 	return err
 }
 
+// operation names the ECR action an SDK error came from.
+func operation(err error) string {
+	var op *smithy.OperationError
+	if errors.As(err, &op) {
+		return op.Operation()
+	}
+	return "call"
+}
+
+// limitedClient bounds every ECR answer at registry.MaxOtherSize.
+type limitedClient struct {
+	base interface {
+		Do(*http.Request) (*http.Response, error)
+	}
+}
+
+func (c limitedClient) Do(req *http.Request) (*http.Response, error) {
+	resp, err := c.base.Do(req)
+	if err != nil {
+		return resp, err
+	}
+	if err := registry.LimitBody(resp, registry.MaxOtherSize, "ECR API answer"); err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
+// maxPages bounds a paginated listing (a million entries at 100 a page).
+const maxPages = 10000
+
+// tokenGuard stops a paginated listing whose server repeats a nextToken (the SDK's paginators
+// would ask again for ever) or pages without end.
+type tokenGuard struct {
+	op    string
+	pages int
+	seen  map[string]bool
+}
+
+func (g *tokenGuard) next(token *string) error {
+	g.pages++
+	t := aws.ToString(token)
+	if t == "" {
+		return nil
+	}
+	if g.seen == nil {
+		g.seen = map[string]bool{}
+	}
+	if g.seen[t] {
+		return fmt.Errorf("ecr %s: the answer repeats a nextToken it sent before (page %d): %w", g.op, g.pages, registry.ErrBadAnswer)
+	}
+	if g.pages >= maxPages {
+		return fmt.Errorf("ecr %s: more than %d pages: %w", g.op, maxPages, registry.ErrBadAnswer)
+	}
+	g.seen[t] = true
+	return nil
+}
+
 // Repositories lists repositories (all pages) whose names start with prefix.
 func (e *ECR) Repositories(ctx context.Context, prefix string) ([]string, error) {
 	var out []string
 	p := ecr.NewDescribeRepositoriesPaginator(e.client, &ecr.DescribeRepositoriesInput{RegistryId: e.registryID()})
+	guard := tokenGuard{op: "DescribeRepositories"}
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
 			return nil, classify(err)
 		}
-		for _, r := range page.Repositories {
-			if n := aws.ToString(r.RepositoryName); strings.HasPrefix(n, prefix) {
+		for i, r := range page.Repositories {
+			n := aws.ToString(r.RepositoryName)
+			if n == "" {
+				return nil, fmt.Errorf("ecr DescribeRepositories: repositories[%d] has no repositoryName: %w", i, registry.ErrBadAnswer)
+			}
+			if strings.HasPrefix(n, prefix) {
 				out = append(out, n)
 			}
+		}
+		if err := guard.next(page.NextToken); err != nil {
+			return nil, err
 		}
 	}
 	sort.Strings(out)
@@ -186,8 +314,19 @@ func (e *ECR) EnsureRepository(ctx context.Context, repo string, spec registry.R
 	res := registry.EnsureResult{Repository: repo}
 	out, err := e.client.DescribeRepositories(ctx, &ecr.DescribeRepositoriesInput{RegistryId: e.registryID(), RepositoryNames: []string{repo}})
 	var nf *types.RepositoryNotFoundException
+	var cur *types.Repository
+	if err == nil {
+		// ECR answers an unknown name with RepositoryNotFoundException; some emulators (kumo) with
+		// an empty list. Either way, a repository not in the answer does not exist.
+		for i := range out.Repositories {
+			if aws.ToString(out.Repositories[i].RepositoryName) == repo {
+				cur = &out.Repositories[i]
+				break
+			}
+		}
+	}
 	switch {
-	case errors.As(err, &nf):
+	case errors.As(err, &nf), err == nil && cur == nil:
 		in := &ecr.CreateRepositoryInput{RepositoryName: aws.String(repo), RegistryId: e.registryID(),
 			ImageScanningConfiguration: &types.ImageScanningConfiguration{ScanOnPush: spec.ScanOnPush}}
 		if spec.TagMutability != "" {
@@ -203,6 +342,10 @@ func (e *ECR) EnsureRepository(ctx context.Context, repo string, spec registry.R
 			in.Tags = append(in.Tags, types.Tag{Key: aws.String(k), Value: aws.String(v)})
 		}
 		if _, err := e.client.CreateRepository(ctx, in); err != nil {
+			var exists *types.RepositoryAlreadyExistsException
+			if errors.As(err, &exists) {
+				return res, fmt.Errorf("ecr CreateRepository: %s exists, but DescribeRepositories did not find it (created meanwhile, or the endpoint's answers disagree): %w", repo, registry.ErrBadAnswer)
+			}
 			return res, classify(err)
 		}
 		res.Status, res.Message = registry.StatusCreated, "created"
@@ -210,13 +353,20 @@ func (e *ECR) EnsureRepository(ctx context.Context, repo string, spec registry.R
 	case err != nil:
 		return res, classify(err)
 	}
-	cur := out.Repositories[0]
-	if spec.Encryption != "" && cur.EncryptionConfiguration != nil && string(cur.EncryptionConfiguration.EncryptionType) != spec.Encryption {
+	// ECR always reports encryption and scanning; an answer without them means ECR's defaults.
+	encryption, scanOnPush := string(types.EncryptionTypeAes256), false
+	if cur.EncryptionConfiguration != nil && cur.EncryptionConfiguration.EncryptionType != "" {
+		encryption = string(cur.EncryptionConfiguration.EncryptionType)
+	}
+	if cur.ImageScanningConfiguration != nil {
+		scanOnPush = cur.ImageScanningConfiguration.ScanOnPush
+	}
+	if spec.Encryption != "" && encryption != spec.Encryption {
 		return res, exitcode.With(exitcode.Usage, fmt.Errorf("%s: encryption is %s and ECR cannot change it after creation (asked for %s); create a new repository to change it",
-			repo, cur.EncryptionConfiguration.EncryptionType, spec.Encryption))
+			repo, encryption, spec.Encryption))
 	}
 	var changed []string
-	if cur.ImageScanningConfiguration == nil || cur.ImageScanningConfiguration.ScanOnPush != spec.ScanOnPush {
+	if scanOnPush != spec.ScanOnPush {
 		if _, err := e.client.PutImageScanningConfiguration(ctx, &ecr.PutImageScanningConfigurationInput{RepositoryName: aws.String(repo),
 			RegistryId: e.registryID(), ImageScanningConfiguration: &types.ImageScanningConfiguration{ScanOnPush: spec.ScanOnPush}}); err != nil {
 			return res, classify(err)
@@ -243,20 +393,29 @@ func (e *ECR) EnsureRepository(ctx context.Context, repo string, spec registry.R
 func (e *ECR) Images(ctx context.Context, repo string) ([]registry.Image, error) {
 	var details []types.ImageDetail
 	p := ecr.NewDescribeImagesPaginator(e.client, &ecr.DescribeImagesInput{RepositoryName: aws.String(repo), RegistryId: e.registryID()})
+	guard := tokenGuard{op: "DescribeImages"}
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
 			return nil, classify(err)
 		}
 		details = append(details, page.ImageDetails...)
+		if err := guard.next(page.NextToken); err != nil {
+			return nil, err
+		}
 	}
 	tagDigests := map[string]v1.Hash{}
 	var digests []v1.Hash
-	for _, d := range details {
+	seen := map[v1.Hash]bool{}
+	for i, d := range details {
 		h, err := v1.NewHash(aws.ToString(d.ImageDigest))
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("ecr DescribeImages: imageDetails[%d] of %s has no valid imageDigest (%q): %w", i, repo, aws.ToString(d.ImageDigest), registry.ErrBadAnswer)
 		}
+		if seen[h] {
+			continue
+		}
+		seen[h] = true
 		digests = append(digests, h)
 		for _, t := range d.ImageTags {
 			tagDigests[t] = h
@@ -313,6 +472,9 @@ func (e *ECR) GetLifecyclePolicy(ctx context.Context, repo string) (string, erro
 	if err != nil {
 		return "", classify(err)
 	}
+	if aws.ToString(out.LifecyclePolicyText) == "" {
+		return "", fmt.Errorf("ecr GetLifecyclePolicy: the answer for %s has no lifecyclePolicyText: %w", repo, registry.ErrBadAnswer)
+	}
 	return aws.ToString(out.LifecyclePolicyText), nil
 }
 
@@ -328,6 +490,9 @@ func (e *ECR) GetRepositoryPolicy(ctx context.Context, repo string) (string, err
 	out, err := e.client.GetRepositoryPolicy(ctx, &ecr.GetRepositoryPolicyInput{RepositoryName: aws.String(repo), RegistryId: e.registryID()})
 	if err != nil {
 		return "", classify(err)
+	}
+	if aws.ToString(out.PolicyText) == "" {
+		return "", fmt.Errorf("ecr GetRepositoryPolicy: the answer for %s has no policyText: %w", repo, registry.ErrBadAnswer)
 	}
 	return aws.ToString(out.PolicyText), nil
 }
@@ -354,15 +519,21 @@ func (e *ECR) NativeScan(ctx context.Context, repo string, digest v1.Hash) ([]re
 		return nil, classify(err)
 	}
 	in := &ecr.DescribeImageScanFindingsInput{RepositoryName: aws.String(repo), RegistryId: e.registryID(), ImageId: id}
-	if err := ecr.NewImageScanCompleteWaiter(e.client).Wait(ctx, in, 30*time.Minute); err != nil {
+	if err := ecr.NewImageScanCompleteWaiter(e.client, func(o *ecr.ImageScanCompleteWaiterOptions) {
+		o.Retryable = scanRetryable
+	}).Wait(ctx, in, 30*time.Minute); err != nil {
 		return nil, classify(fmt.Errorf("waiting for the ECR scan of %s@%s: %w", repo, digest, err))
 	}
 	var out []registry.Finding
 	p := ecr.NewDescribeImageScanFindingsPaginator(e.client, in)
+	guard := tokenGuard{op: "DescribeImageScanFindings"}
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
 			return nil, classify(err)
+		}
+		if err := guard.next(page.NextToken); err != nil {
+			return nil, err
 		}
 		if page.ImageScanFindings == nil {
 			continue
@@ -386,6 +557,44 @@ func (e *ECR) NativeScan(ctx context.Context, repo string, digest v1.Hash) ([]re
 		}
 	}
 	return out, nil
+}
+
+// scanRetryable decides the scan waiter's next step from a DescribeImageScanFindings answer: done
+// when COMPLETE, waiting while the scan is pending or running, an error for any other status and for
+// an answer without one (the SDK's own waiter would poll a status-less answer for 30 minutes).
+func scanRetryable(_ context.Context, _ *ecr.DescribeImageScanFindingsInput, out *ecr.DescribeImageScanFindingsOutput, err error) (bool, error) {
+	if err != nil {
+		return false, err
+	}
+	if out == nil || out.ImageScanStatus == nil || out.ImageScanStatus.Status == "" {
+		return false, fmt.Errorf("ecr DescribeImageScanFindings: the answer has no imageScanStatus: %w", registry.ErrBadAnswer)
+	}
+	switch st := out.ImageScanStatus.Status; st {
+	case types.ScanStatusComplete:
+		return false, nil
+	case types.ScanStatusInProgress, types.ScanStatusPending, types.ScanStatusActive:
+		return true, nil
+	default:
+		return false, fmt.Errorf("the ECR scan ended %s: %s", st, aws.ToString(out.ImageScanStatus.Description))
+	}
+}
+
+// previewRetryable is scanRetryable for GetLifecyclePolicyPreview.
+func previewRetryable(_ context.Context, _ *ecr.GetLifecyclePolicyPreviewInput, out *ecr.GetLifecyclePolicyPreviewOutput, err error) (bool, error) {
+	if err != nil {
+		return false, err
+	}
+	if out == nil || out.Status == "" {
+		return false, fmt.Errorf("ecr GetLifecyclePolicyPreview: the answer has no status: %w", registry.ErrBadAnswer)
+	}
+	switch out.Status {
+	case types.LifecyclePolicyPreviewStatusComplete:
+		return false, nil
+	case types.LifecyclePolicyPreviewStatusInProgress:
+		return true, nil
+	default:
+		return false, fmt.Errorf("ECR's lifecycle preview ended %s", out.Status)
+	}
 }
 
 // nativeSeverity maps ECR's severities onto trivy's.
@@ -419,17 +628,25 @@ func (e *ECR) Preview(ctx context.Context, repo, policy string) ([]PreviewResult
 	in := &ecr.GetLifecyclePolicyPreviewInput{RepositoryName: aws.String(repo), RegistryId: e.registryID()}
 	if err := ecr.NewLifecyclePolicyPreviewCompleteWaiter(e.client, func(o *ecr.LifecyclePolicyPreviewCompleteWaiterOptions) {
 		o.MinDelay = time.Second
+		o.Retryable = previewRetryable
 	}).Wait(ctx, in, 10*time.Minute); err != nil {
 		return nil, classify(fmt.Errorf("waiting for ECR's lifecycle preview of %s: %w", repo, err))
 	}
 	var out []PreviewResult
 	p := ecr.NewGetLifecyclePolicyPreviewPaginator(e.client, in)
+	guard := tokenGuard{op: "GetLifecyclePolicyPreview"}
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
 			return nil, classify(err)
 		}
-		for _, r := range page.PreviewResults {
+		if err := guard.next(page.NextToken); err != nil {
+			return nil, err
+		}
+		for i, r := range page.PreviewResults {
+			if aws.ToString(r.ImageDigest) == "" {
+				return nil, fmt.Errorf("ecr GetLifecyclePolicyPreview: previewResults[%d] has no imageDigest: %w", i, registry.ErrBadAnswer)
+			}
 			pr := PreviewResult{Digest: aws.ToString(r.ImageDigest), Tags: r.ImageTags, Rule: int(aws.ToInt32(r.AppliedRulePriority))}
 			if r.Action != nil {
 				pr.Action = string(r.Action.Type)
