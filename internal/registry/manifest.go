@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"regexp"
@@ -47,7 +48,8 @@ func (m *Manifest) isImageConfig() bool {
 }
 
 // ParseManifest decodes a raw manifest. mediaType is the Content-Type the registry sent, used when the
-// body does not say.
+// body does not say. A body that is not a JSON object, an image manifest without a config, and a
+// descriptor without a valid digest or with a negative size are errors wrapping ErrBadAnswer.
 func ParseManifest(digest v1.Hash, mediaType types.MediaType, raw []byte) (*Manifest, error) {
 	var doc struct {
 		MediaType    types.MediaType   `json:"mediaType"`
@@ -58,8 +60,15 @@ func ParseManifest(digest v1.Hash, mediaType types.MediaType, raw []byte) (*Mani
 		Subject      *v1.Descriptor    `json:"subject"`
 		Annotations  map[string]string `json:"annotations"`
 	}
+	trimmed := bytes.TrimSpace(raw)
+	switch {
+	case len(trimmed) == 0:
+		return nil, fmt.Errorf("manifest is empty: %w", ErrBadAnswer)
+	case trimmed[0] != '{':
+		return nil, fmt.Errorf("manifest is not a JSON object (it starts with %q): %w", preview(trimmed), ErrBadAnswer)
+	}
 	if err := json.Unmarshal(raw, &doc); err != nil {
-		return nil, fmt.Errorf("manifest is not valid JSON: %w", err)
+		return nil, fmt.Errorf("manifest is not valid JSON: %v: %w", err, ErrBadAnswer)
 	}
 	mt := doc.MediaType
 	if mt == "" {
@@ -72,9 +81,53 @@ func ParseManifest(digest v1.Hash, mediaType types.MediaType, raw []byte) (*Mani
 			mt = types.OCIManifestSchema1
 		}
 	}
+	if mt.IsImage() && doc.Config == nil {
+		return nil, fmt.Errorf("image manifest (%s) has no config: %w", mt, ErrBadAnswer)
+	}
+	if doc.Config != nil {
+		if err := checkDescriptor(*doc.Config); err != nil {
+			return nil, fmt.Errorf("manifest config: %w", err)
+		}
+	}
+	for i, l := range doc.Layers {
+		if err := checkDescriptor(l); err != nil {
+			return nil, fmt.Errorf("manifest layers[%d]: %w", i, err)
+		}
+	}
+	for i, c := range doc.Manifests {
+		if err := checkDescriptor(c); err != nil {
+			return nil, fmt.Errorf("index manifests[%d]: %w", i, err)
+		}
+	}
+	if doc.Subject != nil {
+		if err := checkDescriptor(*doc.Subject); err != nil {
+			return nil, fmt.Errorf("manifest subject: %w", err)
+		}
+	}
 	return &Manifest{Digest: digest, MediaType: mt, ArtifactType: doc.ArtifactType, Size: int64(len(raw)),
 		Config: doc.Config, Layers: doc.Layers, Children: doc.Manifests, Subject: doc.Subject,
 		Annotations: doc.Annotations}, nil
+}
+
+// checkDescriptor rejects a descriptor without a digest (a JSON field that was missing or null
+// leaves it zero; a malformed one fails to decode) or with a negative size.
+func checkDescriptor(d v1.Descriptor) error {
+	if d.Digest.Algorithm == "" || d.Digest.Hex == "" {
+		return fmt.Errorf("descriptor has no digest: %w", ErrBadAnswer)
+	}
+	if d.Size < 0 {
+		return fmt.Errorf("descriptor %s has a negative size %d: %w", d.Digest, d.Size, ErrBadAnswer)
+	}
+	return nil
+}
+
+// preview is the start of a body for an error message.
+func preview(b []byte) string {
+	const n = 16
+	if len(b) > n {
+		return string(b[:n]) + "…"
+	}
+	return string(b)
 }
 
 var (

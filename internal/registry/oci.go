@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -68,7 +69,7 @@ func NewOCI(c OCIConfig) *OCI {
 	if c.UserAgent == "" {
 		c.UserAgent = "regctl"
 	}
-	rt := &RetryTransport{Base: c.Transport, Logger: c.Logger}
+	rt := &RetryTransport{Base: &LimitTransport{Base: c.Transport}, Logger: c.Logger}
 	o := &OCI{cfg: c, opts: []remote.Option{
 		remote.WithTransport(rt),
 		remote.WithAuthFromKeychain(c.Keychain),
@@ -105,19 +106,73 @@ func (o *OCI) Repositories(ctx context.Context, prefix string) ([]string, error)
 	if err != nil {
 		return nil, err
 	}
-	all, err := o.puller.Catalog(ctx, reg)
+	call := "listing repositories of " + o.cfg.Host
+	c, err := o.puller.Catalogger(ctx, reg)
 	if err != nil {
-		return nil, fmt.Errorf("listing repositories of %s: %w", o.cfg.Host, err)
+		return nil, fmt.Errorf("%s: %w", call, err)
 	}
-	out := all[:0]
-	for _, r := range all {
-		if strings.HasPrefix(r, prefix) {
-			out = append(out, r)
+	var out []string
+	pages := pageGuard{call: call}
+	for c.HasNext() {
+		page, err := c.Next(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", call, err)
+		}
+		for _, r := range page.Repos {
+			if strings.HasPrefix(r, prefix) {
+				out = append(out, r)
+			}
+		}
+		if err := pages.next(page.Next); err != nil {
+			return nil, err
 		}
 	}
 	sort.Strings(out)
 	return out, nil
 }
+
+// maxPages bounds a paginated listing: a million entries at the page size of 100.
+const maxPages = 10000
+
+// pageGuard stops a listing whose server sends a next page it sent before (a loop) or pages
+// without end.
+type pageGuard struct {
+	call  string
+	pages int
+	seen  map[string]bool
+}
+
+func (g *pageGuard) next(next string) error {
+	g.pages++
+	if next == "" {
+		return nil
+	}
+	if g.seen == nil {
+		g.seen = map[string]bool{}
+	}
+	if g.seen[next] {
+		return fmt.Errorf("%s: the registry sent page %s again (a pagination loop in its Link header): %w", g.call, redactQuery(next), ErrBadAnswer)
+	}
+	if g.pages >= maxPages {
+		return fmt.Errorf("%s: more than %d pages: %w", g.call, maxPages, ErrBadAnswer)
+	}
+	g.seen[next] = true
+	return nil
+}
+
+// redactQuery drops a URL's query (it can carry tokens) for an error message.
+func redactQuery(u string) string {
+	if i := strings.IndexByte(u, '?'); i >= 0 {
+		return u[:i] + "?…"
+	}
+	return u
+}
+
+// tagRE is the distribution spec's tag grammar.
+var tagRE = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`)
+
+// ErrBadAnswer marks an answer that breaks the protocol (exit 1): wrap it with what was wrong.
+var ErrBadAnswer = errors.New("malformed answer")
 
 func nameRegistryOpts(o *OCI) []name.Option {
 	if o.cfg.Insecure {
@@ -132,9 +187,27 @@ func (o *OCI) Tags(ctx context.Context, repo string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	tags, err := o.puller.List(ctx, r)
+	call := "listing tags of " + r.String()
+	l, err := o.puller.Lister(ctx, r)
 	if err != nil {
-		return nil, fmt.Errorf("listing tags of %s: %w", r, err)
+		return nil, fmt.Errorf("%s: %w", call, err)
+	}
+	tags := []string{}
+	pages := pageGuard{call: call}
+	for l.HasNext() {
+		page, err := l.Next(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", call, err)
+		}
+		for _, t := range page.Tags {
+			if !tagRE.MatchString(t) {
+				return nil, fmt.Errorf("%s: the registry listed %q, which is not a tag: %w", call, t, ErrBadAnswer)
+			}
+			tags = append(tags, t)
+		}
+		if err := pages.next(page.Next); err != nil {
+			return nil, err
+		}
 	}
 	sort.Strings(tags)
 	return tags, nil
@@ -150,7 +223,7 @@ func (o *OCI) EnsureRepository(ctx context.Context, repo string, spec Repository
 	if spec.ScanOnPush || spec.Encryption != "" || spec.KMSKey != "" || spec.TagMutability != "" || len(spec.Tags) > 0 {
 		res.Message = "repository settings are not supported by plain OCI registries and were not applied; "
 	}
-	_, err = o.puller.List(ctx, r)
+	_, err = o.puller.Lister(ctx, r) // the first page answers whether the repository exists
 	var terr *transport.Error
 	switch {
 	case err == nil:
@@ -349,9 +422,12 @@ func (f *fetcher) fetchReferrers() error {
 			}
 			im, err := idx.IndexManifest()
 			if err != nil {
-				return err
+				return fmt.Errorf("listing referrers of %s@%s: the answer is not an image index: %v: %w", f.repo, d, err, ErrBadAnswer)
 			}
-			for _, r := range im.Manifests {
+			for i, r := range im.Manifests {
+				if err := checkDescriptor(r); err != nil {
+					return fmt.Errorf("listing referrers of %s@%s: manifests[%d]: %w", f.repo, d, i, err)
+				}
 				if _, have := f.manifests[r.Digest]; !have && !containsHash(found, r.Digest) {
 					found = append(found, r.Digest)
 				}
