@@ -4,10 +4,12 @@
 package ecr
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"sort"
@@ -233,6 +235,8 @@ type limitedClient struct {
 	}
 }
 
+// Do reads the whole answer (ECR's are small) so that one over the limit, or cut off by the
+// connection, fails here, before the SDK decodes anything.
 func (c limitedClient) Do(req *http.Request) (*http.Response, error) {
 	resp, err := c.base.Do(req)
 	if err != nil {
@@ -241,6 +245,12 @@ func (c limitedClient) Do(req *http.Request) (*http.Response, error) {
 	if err := registry.LimitBody(resp, registry.MaxOtherSize, "ECR API answer"); err != nil {
 		return nil, err
 	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(body))
 	return resp, nil
 }
 
@@ -459,11 +469,16 @@ func (e *ECR) DeleteImage(ctx context.Context, repo string, digest v1.Hash) erro
 	}
 	for _, f := range out.Failures {
 		if f.FailureCode == types.ImageFailureCodeImageNotFound {
-			return exitcode.With(exitcode.NotFound, fmt.Errorf("%s@%s: %s", repo, digest, aws.ToString(f.FailureReason)))
+			return exitcode.With(exitcode.NotFound, fmt.Errorf("ecr BatchDeleteImage: %s@%s: %s", repo, digest, aws.ToString(f.FailureReason)))
 		}
-		return fmt.Errorf("%s@%s: %s: %s", repo, digest, f.FailureCode, aws.ToString(f.FailureReason))
+		return fmt.Errorf("ecr BatchDeleteImage: %s@%s: %s: %s", repo, digest, f.FailureCode, aws.ToString(f.FailureReason))
 	}
-	return nil
+	for _, id := range out.ImageIds {
+		if aws.ToString(id.ImageDigest) == digest.String() {
+			return nil
+		}
+	}
+	return fmt.Errorf("ecr BatchDeleteImage: the answer lists %s@%s neither as deleted nor as failed: %w", repo, digest, registry.ErrBadAnswer)
 }
 
 // GetLifecyclePolicy returns the stored policy text ("" and exit-5 error when there is none).
@@ -575,7 +590,7 @@ func scanRetryable(_ context.Context, _ *ecr.DescribeImageScanFindingsInput, out
 	case types.ScanStatusInProgress, types.ScanStatusPending, types.ScanStatusActive:
 		return true, nil
 	default:
-		return false, fmt.Errorf("the ECR scan ended %s: %s", st, aws.ToString(out.ImageScanStatus.Description))
+		return false, fmt.Errorf("ecr DescribeImageScanFindings: the scan ended %s: %s", st, aws.ToString(out.ImageScanStatus.Description))
 	}
 }
 
@@ -593,7 +608,7 @@ func previewRetryable(_ context.Context, _ *ecr.GetLifecyclePolicyPreviewInput, 
 	case types.LifecyclePolicyPreviewStatusInProgress:
 		return true, nil
 	default:
-		return false, fmt.Errorf("ECR's lifecycle preview ended %s", out.Status)
+		return false, fmt.Errorf("ecr GetLifecyclePolicyPreview: the preview ended %s", out.Status)
 	}
 }
 

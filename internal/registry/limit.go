@@ -62,6 +62,7 @@ type limitedBody struct {
 	err  *TooLargeError
 }
 
+// Read never returns data with the error: some decoders drop an error that comes with bytes.
 func (b *limitedBody) Read(p []byte) (int, error) {
 	if b.left < 0 {
 		return 0, b.err
@@ -72,8 +73,11 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 	n, err := b.rc.Read(p)
 	b.left -= int64(n)
 	if b.left < 0 {
-		// One byte past the limit was read: drop it and report.
-		return n - 1, b.err
+		// One byte past the limit was read: drop it, and report on the next Read.
+		if n > 1 {
+			return n - 1, nil
+		}
+		return 0, b.err
 	}
 	return n, err
 }
