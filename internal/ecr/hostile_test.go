@@ -174,7 +174,7 @@ func hostileOps() []hostileOp {
 			hostiletest.JSON("missing-name", ctAWS, `{"repositories":[{}]}`),
 			hostiletest.JSON("nulls", ctAWS, `{"repositories":null,"nextToken":null}`),
 			hostiletest.JSON("token-loop", ctAWS, `{"repositories":[`+repoJSON+`],"nextToken":"again"}`)),
-		run: func(ctx context.Context, e *ecr.ECR) (any, error) { return e.Repositories(ctx, "") },
+		run:   func(ctx context.Context, e *ecr.ECR) (any, error) { return e.Repositories(ctx, "") },
 		codes: merge(codes, "AccessDeniedException", exitcode.Auth, "nulls", 0), checks: merge(checks, "nulls", count(0))})
 
 	created := `{"repository":` + repoJSON + `}`
@@ -213,8 +213,8 @@ func hostileOps() []hostileOp {
 			hostiletest.JSON("bad-digest", ctAWS, `{"imageDetails":[{"imageDigest":"sha256:zz"}]}`),
 			hostiletest.JSON("nulls", ctAWS, `{"imageDetails":[{"imageDigest":"`+digestA+`","imageTags":null,"imagePushedAt":null,"imageSizeInBytes":null}]}`),
 			hostiletest.JSON("token-loop", ctAWS, `{"imageDetails":[],"nextToken":"again"}`)),
-		run:   func(ctx context.Context, e *ecr.ECR) (any, error) { return e.Images(ctx, "app") },
-		codes: merge(codes, "AccessDeniedException", exitcode.Auth, "RepositoryNotFoundException", exitcode.NotFound, "nulls", 0),
+		run:    func(ctx context.Context, e *ecr.ECR) (any, error) { return e.Images(ctx, "app") },
+		codes:  merge(codes, "AccessDeniedException", exitcode.Auth, "RepositoryNotFoundException", exitcode.NotFound, "nulls", 0),
 		checks: merge(checks, "nulls", count(1))})
 
 	d, _ := v1.NewHash(digestA)
@@ -240,17 +240,21 @@ func hostileOps() []hostileOp {
 	putCodes := map[string]int{"empty-object": 0, "empty-body": 0, "wrong-type": 0, "no-type": 0, "AccessDeniedException": exitcode.Auth,
 		"RepositoryNotFoundException": exitcode.NotFound}
 	ops = append(ops, hostileOp{name: "PutLifecyclePolicy", action: "PutLifecyclePolicy", valid: policyAnswer, extra: common.With(notFound),
-		run:   func(ctx context.Context, e *ecr.ECR) (any, error) { return nil, e.PutLifecyclePolicy(ctx, "app", policyText) },
+		run: func(ctx context.Context, e *ecr.ECR) (any, error) {
+			return nil, e.PutLifecyclePolicy(ctx, "app", policyText)
+		},
 		codes: putCodes})
 
 	repoPolicy := `{"Version":"2012-10-17","Statement":[]}`
 	ops = append(ops, hostileOp{name: "GetRepositoryPolicy", action: "GetRepositoryPolicy", valid: `{"policyText":` + quote(repoPolicy) + `}`,
-		extra: common.With(awsError(http.StatusBadRequest, "RepositoryPolicyNotFoundException", "none")),
-		run:   func(ctx context.Context, e *ecr.ECR) (any, error) { return e.GetRepositoryPolicy(ctx, "app") },
-		codes: map[string]int{"wrong-type": 0, "no-type": 0, "AccessDeniedException": exitcode.Auth, "RepositoryPolicyNotFoundException": exitcode.NotFound},
+		extra:  common.With(awsError(http.StatusBadRequest, "RepositoryPolicyNotFoundException", "none")),
+		run:    func(ctx context.Context, e *ecr.ECR) (any, error) { return e.GetRepositoryPolicy(ctx, "app") },
+		codes:  map[string]int{"wrong-type": 0, "no-type": 0, "AccessDeniedException": exitcode.Auth, "RepositoryPolicyNotFoundException": exitcode.NotFound},
 		checks: map[string]func(*testing.T, any){"wrong-type": text(repoPolicy)}})
 	ops = append(ops, hostileOp{name: "SetRepositoryPolicy", action: "SetRepositoryPolicy", valid: `{"policyText":` + quote(repoPolicy) + `}`, extra: common.With(notFound),
-		run:   func(ctx context.Context, e *ecr.ECR) (any, error) { return nil, e.SetRepositoryPolicy(ctx, "app", repoPolicy) },
+		run: func(ctx context.Context, e *ecr.ECR) (any, error) {
+			return nil, e.SetRepositoryPolicy(ctx, "app", repoPolicy)
+		},
 		codes: putCodes})
 
 	previewValid := `{"status":"COMPLETE","previewResults":[{"imageDigest":"` + digestA + `","imageTags":["v1"],"action":{"type":"EXPIRE"},"appliedRulePriority":1}]}`
