@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/aws/aws-sdk-go-v2/service/ecr/types"
@@ -54,6 +55,9 @@ func Open(ctx context.Context, name string, rc config.Registry, opts registry.Op
 	cfg, err := awsconfig.LoadDefaultConfig(ctx, loadOpts...)
 	if err != nil {
 		return nil, fmt.Errorf("registries.%s: AWS configuration: %w", name, err)
+	}
+	if cfg.HTTPClient == nil { // set only when a CA bundle is configured
+		cfg.HTTPClient = awshttp.NewBuildableClient()
 	}
 	cfg.HTTPClient = limitedClient{cfg.HTTPClient}
 	client := ecr.NewFromConfig(cfg, func(o *ecr.Options) {

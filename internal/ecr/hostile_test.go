@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -383,4 +384,24 @@ func TestHostileTokens(t *testing.T) {
 			t.Errorf("want exit 1 naming the missing proxyEndpoint: %v", err)
 		}
 	})
+}
+
+// TestOpenWithoutCABundle: without AWS_CA_BUNDLE the SDK's configuration has no HTTP client of its
+// own; the answer limit must wrap the SDK's default one (a nil client here panicked every call).
+func TestOpenWithoutCABundle(t *testing.T) {
+	var self string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tokenAnswer(self, "AWS:secret", true).ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	self = srv.URL
+	awstest.SetEnv(t, "")
+	t.Setenv("AWS_CA_BUNDLE", "")
+	reg, err := ecr.Open(context.Background(), "plain", config.Registry{Type: "ecr", Region: "us-east-1", Endpoint: srv.URL}, registry.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reg.Host() != strings.TrimPrefix(srv.URL, "http://") {
+		t.Errorf("host %q", reg.Host())
+	}
 }
