@@ -62,7 +62,7 @@ func (s *Server) Throttle(op string, n int) {
 type repo struct {
 	Name, Mutability, Encryption, KMSKey string
 	ScanOnPush                           bool
-	Created                              time.Time
+	Created, LifecycleAt                 time.Time
 	Lifecycle, Policy                    string
 }
 
@@ -578,7 +578,7 @@ func (s *Server) putLifecyclePolicy(body []byte) (any, error) {
 	}
 	// ECR stores the policy with its rules re-ordered by priority.
 	canon, _ := lifecycle.Canonical(policy)
-	r.Lifecycle = string(canon)
+	r.Lifecycle, r.LifecycleAt = string(canon), s.Now().UTC()
 	return map[string]any{"registryId": Account, "repositoryName": r.Name, "lifecyclePolicyText": r.Lifecycle}, nil
 }
 
@@ -596,7 +596,9 @@ func (s *Server) getLifecyclePolicy(body []byte) (any, error) {
 	if r.Lifecycle == "" {
 		return nil, awstest.Errorf("LifecyclePolicyNotFoundException", "Lifecycle policy does not exist for the repository with name '%s' in the registry with id '%s'", r.Name, Account)
 	}
-	return map[string]any{"registryId": Account, "repositoryName": r.Name, "lifecyclePolicyText": r.Lifecycle}, nil
+	// ECR also says when it last evaluated the policy (here: when it was stored).
+	return map[string]any{"registryId": Account, "repositoryName": r.Name, "lifecyclePolicyText": r.Lifecycle,
+		"lastEvaluatedAt": epoch(r.LifecycleAt)}, nil
 }
 
 func (s *Server) setRepositoryPolicy(body []byte) (any, error) {
