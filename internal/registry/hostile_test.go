@@ -125,7 +125,7 @@ func listAnswers(valid string, next string) hostiletest.Set {
 	)
 }
 
-// The documented outcome of each hostile answer to a tag list (docs/registry.md): an empty or null
+// The documented outcome of each hostile answer to a tag list: an empty or null
 // list is no tags, 404 is exit 5, 403 exit 4, every malformed answer exit 1.
 func listOutcome(name string) int {
 	if c, ok := listOutcomes[name]; ok {
