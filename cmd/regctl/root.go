@@ -37,9 +37,10 @@ type Factory struct {
 	WorkDir   string
 	Transport http.RoundTripper // nil: the default transport
 
-	flags  globalFlags
-	cfg    *config.Config
-	logger *slog.Logger
+	flags    globalFlags
+	cfg      *config.Config
+	logger   *slog.Logger
+	resolver *registry.Resolver
 }
 
 // inWorkDir resolves a relative user path against the injected working directory, so in-process
@@ -100,20 +101,25 @@ func (f *Factory) Config() (*config.Config, error) {
 	return cfg, nil
 }
 
-// Resolver opens registries named on the command line.
+// Resolver opens registries named on the command line. It is made once per command, so a
+// registry opened twice (build-push --scan) is opened, and authenticated (an ECR token), once.
 func (f *Factory) Resolver() (*registry.Resolver, error) {
+	if f.resolver != nil {
+		return f.resolver, nil
+	}
 	cfg, err := f.Config()
 	if err != nil {
 		return nil, err
 	}
-	return registry.NewResolver(cfg, registry.Options{
+	f.resolver = registry.NewResolver(cfg, registry.Options{
 		Insecure:  f.flags.insecure,
 		UserAgent: "regctl/" + version,
 		Getenv:    f.Getenv,
 		Transport: f.Transport,
 		Logger:    f.Logger(),
 		Backends:  map[string]registry.Opener{config.TypeECR: ecr.Open},
-	}), nil
+	})
+	return f.resolver, nil
 }
 
 // Logger is the slog logger for --log-format and -v.
