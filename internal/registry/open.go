@@ -44,7 +44,7 @@ func (o Options) logger() *slog.Logger {
 func Open(name string, rc config.Registry, opts Options) (Registry, error) {
 	switch rc.Type {
 	case config.TypeOCI:
-		return newOCIFromConfig(name, rc, opts)
+		return OpenOCI(name, rc, opts)
 	case config.TypeECR, config.TypeHarbor:
 		if open, ok := opts.Backends[rc.Type]; ok {
 			return open(context.Background(), name, rc, opts)
@@ -54,14 +54,16 @@ func Open(name string, rc config.Registry, opts Options) (Registry, error) {
 	return nil, fmt.Errorf("registries.%s.type: unknown registry type %q: %w", name, rc.Type, exitcode.ErrUsage)
 }
 
-func newOCIFromConfig(name string, rc config.Registry, opts Options) (*OCI, error) {
+// OpenOCI opens rc as a plain OCI registry: the data plane other backends (Harbor) reuse with the
+// same URL, TLS settings and credentials.
+func OpenOCI(name string, rc config.Registry, opts Options) (*OCI, error) {
 	host, scheme := splitURL(rc.URL)
 	insecure := rc.Insecure || opts.Insecure || scheme == "http"
 	tr, err := BaseTransport(opts.Transport, insecure, rc.CAFile)
 	if err != nil {
 		return nil, fmt.Errorf("registries.%s.ca_file: %w", name, err)
 	}
-	kc, err := keychain(name, rc, opts.Getenv)
+	kc, err := Keychain(name, rc, opts.Getenv)
 	if err != nil {
 		return nil, err
 	}
@@ -115,9 +117,9 @@ func BaseTransport(base http.RoundTripper, insecure bool, caFile string) (http.R
 	return t, nil
 }
 
-// keychain resolves a registry's credentials: username with password/password_env/password_file,
+// Keychain resolves a registry's credentials: username with password/password_env/password_file,
 // else docker's config and credential helpers. The password is read here and held only in memory.
-func keychain(name string, rc config.Registry, getenv func(string) string) (authn.Keychain, error) {
+func Keychain(name string, rc config.Registry, getenv func(string) string) (authn.Keychain, error) {
 	if rc.Username == "" {
 		return authn.DefaultKeychain, nil
 	}
