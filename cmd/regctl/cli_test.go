@@ -207,7 +207,7 @@ func TestConfigInitValidateViewRedacts(t *testing.T) {
 	if code != exitcode.Usage {
 		t.Errorf("invalid config: exit %d", code)
 	}
-	for _, want := range []string{`registries.x.type: "quay" is not one of oci, ecr, harbor`, "unknown_key: unknown key"} {
+	for _, want := range []string{`registries.x.type: "quay" is not one of oci, ecr`, "unknown_key: unknown key"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("validate output lacks %q:\n%s", want, out)
 		}

@@ -41,6 +41,12 @@ type Factory struct {
 	cfg      *config.Config
 	logger   *slog.Logger
 	resolver *registry.Resolver
+	ctx      context.Context // the running command's; bounds opening registries
+}
+
+// backends are the registry types this build has: the one list of them.
+func backends() []registry.Backend {
+	return []registry.Backend{registry.OCIBackend(), ecr.Backend()}
 }
 
 // inWorkDir resolves a relative user path against the injected working directory, so in-process
@@ -93,6 +99,7 @@ func (f *Factory) Config() (*config.Config, error) {
 		ConfigHome: config.UserConfigHome(f.Getenv),
 		Environ:    f.Environ,
 		Overrides:  overrides,
+		Kinds:      registry.Kinds(backends()),
 	})
 	if err != nil {
 		return nil, err
@@ -117,8 +124,9 @@ func (f *Factory) Resolver() (*registry.Resolver, error) {
 		Getenv:    f.Getenv,
 		Transport: f.Transport,
 		Logger:    f.Logger(),
-		Backends:  map[string]registry.Opener{config.TypeECR: ecr.Open},
+		Backends:  backends(),
 	})
+	f.resolver.Context = f.ctx
 	return f.resolver, nil
 }
 
@@ -166,6 +174,7 @@ REGCTL_* environment variables override the file, flags override both.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			f.ctx = cmd.Context()
 			if _, err := ui.ParseFormat(f.flags.output); err != nil {
 				return usageError(err)
 			}

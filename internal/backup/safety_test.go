@@ -386,8 +386,7 @@ func TestRestoreBringsBackRepositorySettingsAndPolicies(t *testing.T) {
 
 func openECR(t *testing.T, name string, srv *ecrtest.Server) registry.Registry {
 	t.Helper()
-	reg, err := ecr.Open(context.Background(), name, config.Registry{Type: "ecr", Region: ecrtest.Region, Account: ecrtest.Account,
-		Endpoint: srv.URL, CAFile: srv.CAFile}, registry.Options{})
+	reg, err := ecr.Open(context.Background(), name, config.Registry{Type: "ecr", CAFile: srv.CAFile, Settings: map[string]any{"region": ecrtest.Region, "account": ecrtest.Account, "endpoint": srv.URL}}, registry.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ package config
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,17 +14,11 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/viper"
 	"gopkg.in/yaml.v3"
 
 	"github.com/regctl-dev/regctl/internal/exitcode"
-)
-
-// Registry types.
-const (
-	TypeOCI    = "oci"
-	TypeECR    = "ecr"
-	TypeHarbor = "harbor"
 )
 
 // Config is the merged configuration.
@@ -39,8 +34,9 @@ type Config struct {
 	File string `mapstructure:"-" json:"-"`
 }
 
-// Registry is one named registry. Secrets are referenced (password_env, password_file, docker
-// credential helpers, the AWS credential chain) so the file itself can be committed.
+// Registry is one named registry: the keys every type shares, and Settings for the keys its own
+// type declares (its Kind). Secrets are referenced (password_env, password_file, docker credential
+// helpers, the AWS credential chain) so the file itself can be committed.
 type Registry struct {
 	Type         string `mapstructure:"type" json:"type"`
 	URL          string `mapstructure:"url" json:"url,omitempty"`
@@ -50,10 +46,63 @@ type Registry struct {
 	Password     string `mapstructure:"password" json:"password,omitempty"`
 	PasswordEnv  string `mapstructure:"password_env" json:"password_env,omitempty"`
 	PasswordFile string `mapstructure:"password_file" json:"password_file,omitempty"`
-	Region       string `mapstructure:"region" json:"region,omitempty"`
-	Account      string `mapstructure:"account" json:"account,omitempty"`
-	Profile      string `mapstructure:"profile" json:"profile,omitempty"`
-	Endpoint     string `mapstructure:"endpoint" json:"endpoint,omitempty"`
+	// Settings holds the type's own keys (ecr: region, account, ...), already checked against its
+	// Kind; the backend decodes them (DecodeSettings).
+	Settings map[string]any `mapstructure:",remain" json:"-"`
+}
+
+// MarshalJSON shows a registry as it is written in the file: the type's own keys beside the shared ones.
+func (r Registry) MarshalJSON() ([]byte, error) {
+	type shared Registry // no methods: no recursion
+	raw, err := json.Marshal(shared(r))
+	if err != nil || len(r.Settings) == 0 {
+		return raw, err
+	}
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, err
+	}
+	for k, v := range r.Settings {
+		if _, taken := m[k]; !taken {
+			m[k] = v
+		}
+	}
+	return json.Marshal(m)
+}
+
+// DecodeSettings decodes a registry's type-specific keys into out (a struct with mapstructure tags),
+// with the same weak typing the rest of the file gets (an unquoted account id is a string).
+func (r Registry) DecodeSettings(out any) error {
+	dec, err := mapstructure.NewDecoder(&mapstructure.DecoderConfig{Result: out, WeaklyTypedInput: true, ErrorUnused: true})
+	if err != nil {
+		return err
+	}
+	return dec.Decode(r.Settings)
+}
+
+// KeyKind is the type of a value a Kind's key takes.
+type KeyKind int
+
+// Key kinds.
+const (
+	KeyString KeyKind = iota
+	KeyBool
+	KeyInt
+)
+
+// Kind describes one registry type to the loader. Backends declare their own (ecr.Backend, the
+// registry package's OCI backend), so the config package keeps no list of types: the loader checks a
+// registry entry's own keys against its Kind, and Check adds the type's rules.
+type Kind struct {
+	Type string
+	// Keys are the keys this type accepts beside the shared ones; they end up in Registry.Settings.
+	Keys map[string]KeyKind
+	// NeedsURL: url is required.
+	NeedsURL bool
+	// URLExample is shown when url is missing.
+	URLExample string
+	// Check validates the entry; Problem paths are relative to it ("region", "account").
+	Check func(r Registry) []Problem
 }
 
 // Scan is the vulnerability gate's configuration.
@@ -101,6 +150,9 @@ type Sources struct {
 	ConfigHome string         // $XDG_CONFIG_HOME, or ~/.config
 	Environ    []string       // os.Environ()
 	Overrides  map[string]any // dotted key -> value, from flags the user set
+	// Kinds are the registry types this build has (main passes its backends'); a type not among
+	// them is reported as unknown.
+	Kinds []Kind
 }
 
 // Problem is one thing wrong with the configuration.
@@ -182,6 +234,7 @@ func Load(src Sources) (*Config, error) {
 var registryName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
 
 func load(file string, raw []byte, src Sources) (*Config, error) {
+	schema := schemaFor(src.Kinds)
 	var problems []Problem
 	lines := map[string]int{}
 	v := viper.New()
@@ -218,8 +271,13 @@ func load(file string, raw []byte, src Sources) (*Config, error) {
 	keys = append(keys, v.AllKeys()...)
 	// Every key of a registry the file defines can be set from the environment, not only the keys the
 	// file happens to set.
+	entry := schema.fields["registries"].elem
 	for name := range v.GetStringMap("registries") {
-		for field := range schema.fields["registries"].elem.fields {
+		shape := entry
+		if s, ok := entry.variants[v.GetString("registries."+name+".type")]; ok {
+			shape = s
+		}
+		for field := range shape.fields {
 			keys = append(keys, "registries."+name+"."+field)
 		}
 	}
@@ -236,7 +294,7 @@ func load(file string, raw []byte, src Sources) (*Config, error) {
 		if !ok {
 			continue
 		}
-		if s := lookup(key); s != nil {
+		if s := lookup(schema, key); s != nil {
 			if msg := checkEnvValue(s, val); msg != "" {
 				problems = append(problems, Problem{Source: "env " + name, Path: key, Msg: msg})
 				continue
@@ -258,7 +316,7 @@ func load(file string, raw []byte, src Sources) (*Config, error) {
 	}
 	cfg.File = file
 	cfg.normalise()
-	problems = append(problems, cfg.check()...)
+	problems = append(problems, cfg.check(src.Kinds)...)
 	for i := range problems {
 		p := &problems[i]
 		if name, ok := envKeys[p.Path]; ok {
@@ -303,7 +361,7 @@ func envValue(key, val string) any {
 }
 
 // check validates the merged values: what the schema cannot say (cross-field rules, references).
-func (c *Config) check() []Problem {
+func (c *Config) check(kinds []Kind) []Problem {
 	var ps []Problem
 	add := func(path, format string, args ...any) {
 		ps = append(ps, Problem{Path: path, Msg: fmt.Sprintf(format, args...)})
@@ -316,22 +374,21 @@ func (c *Config) check() []Problem {
 	for _, name := range names {
 		r := c.Registries[name]
 		p := "registries." + name
-		switch r.Type {
-		case "":
-			add(p+".type", "required: one of %s", strings.Join(RegistryTypes, ", "))
-		case TypeOCI, TypeHarbor:
-			if r.URL == "" {
-				add(p+".url", "required for type %s (e.g. registry.example.com or 127.0.0.1:5000)", r.Type)
-			}
-		case TypeECR:
-			if r.Region == "" {
-				add(p+".region", "required for type ecr (e.g. us-east-1)")
-			}
-			if r.Account != "" && !regexp.MustCompile(`^\d{12}$`).MatchString(r.Account) {
-				add(p+".account", "must be a 12-digit AWS account id, got %q", r.Account)
-			}
+		kind, known := findKind(kinds, r.Type)
+		switch {
+		case r.Type == "":
+			add(p+".type", "required: one of %s", strings.Join(kindTypes(kinds), ", "))
+		case !known:
+			add(p+".type", "%q is not one of %s", r.Type, strings.Join(kindTypes(kinds), ", "))
 		default:
-			add(p+".type", "%q is not one of %s", r.Type, strings.Join(RegistryTypes, ", "))
+			if kind.NeedsURL && r.URL == "" {
+				add(p+".url", "required for type %s (e.g. %s)", r.Type, kind.URLExample)
+			}
+			if kind.Check != nil {
+				for _, kp := range kind.Check(r) {
+					add(p+"."+kp.Path, "%s", kp.Msg)
+				}
+			}
 		}
 		if strings.Contains(r.URL, "://") && !strings.HasPrefix(r.URL, "https://") && !strings.HasPrefix(r.URL, "http://") {
 			add(p+".url", "only http:// and https:// URLs are supported")
@@ -374,6 +431,23 @@ func (c *Config) check() []Problem {
 		}
 	}
 	return ps
+}
+
+func findKind(kinds []Kind, typ string) (Kind, bool) {
+	for _, k := range kinds {
+		if k.Type == typ {
+			return k, true
+		}
+	}
+	return Kind{}, false
+}
+
+func kindTypes(kinds []Kind) []string {
+	out := make([]string, len(kinds))
+	for i, k := range kinds {
+		out[i] = k.Type
+	}
+	return out
 }
 
 // Redacted is the config as `config view` shows it: inline secrets replaced.

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -22,6 +23,33 @@ func writeFile(t *testing.T, dir, name, body string) string {
 	return p
 }
 
+// testKinds stand in for the backends' own Kinds (registry.OCIBackend, ecr.Backend, which are tested
+// in their packages): the loader's mechanics are what is tested here.
+var testKinds = []Kind{
+	{Type: "oci", NeedsURL: true, URLExample: "127.0.0.1:5000"},
+	{Type: "ecr", Keys: map[string]KeyKind{"region": KeyString, "account": KeyString, "profile": KeyString, "endpoint": KeyString},
+		Check: func(r Registry) []Problem {
+			var s struct {
+				Region   string `mapstructure:"region"`
+				Account  string `mapstructure:"account"`
+				Profile  string `mapstructure:"profile"`
+				Endpoint string `mapstructure:"endpoint"`
+			}
+			if err := r.DecodeSettings(&s); err != nil {
+				return []Problem{{Path: "(settings)", Msg: err.Error()}}
+			}
+			var ps []Problem
+			if s.Region == "" {
+				ps = append(ps, Problem{Path: "region", Msg: "required for type ecr (e.g. us-east-1)"})
+			}
+			if s.Account != "" && len(s.Account) != 12 {
+				ps = append(ps, Problem{Path: "account", Msg: "must be a 12-digit AWS account id"})
+			}
+			return ps
+		}},
+	{Type: "harbor", NeedsURL: true, URLExample: "harbor.example.com"},
+}
+
 const base = `
 default_registry: local
 registries:
@@ -36,7 +64,7 @@ func TestPrecedenceFileEnvFlags(t *testing.T) {
 	dir := t.TempDir()
 	file := writeFile(t, dir, "regctl.yaml", base)
 
-	cfg, err := Load(Sources{File: file})
+	cfg, err := Load(Sources{Kinds: testKinds, File: file})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +73,7 @@ func TestPrecedenceFileEnvFlags(t *testing.T) {
 	}
 
 	env := []string{"REGCTL_REGISTRIES_LOCAL_URL=127.0.0.1:6000", "REGCTL_DEFAULT_REGISTRY=prod", "UNRELATED=1"}
-	cfg, err = Load(Sources{File: file, Environ: env})
+	cfg, err = Load(Sources{Kinds: testKinds, File: file, Environ: env})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +87,7 @@ func TestPrecedenceFileEnvFlags(t *testing.T) {
 		t.Error("keys the env does not set must keep their file values")
 	}
 
-	cfg, err = Load(Sources{File: file, Environ: env, Overrides: map[string]any{"default_registry": "local"}})
+	cfg, err = Load(Sources{Kinds: testKinds, File: file, Environ: env, Overrides: map[string]any{"default_registry": "local"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +97,7 @@ func TestPrecedenceFileEnvFlags(t *testing.T) {
 }
 
 func TestEnvWithoutFileForSchemaKeys(t *testing.T) {
-	cfg, err := Load(Sources{Environ: []string{"REGCTL_SIGN_KEY=k.pem", "REGCTL_SCAN_SEVERITIES=CRITICAL,HIGH"}})
+	cfg, err := Load(Sources{Kinds: testKinds, Environ: []string{"REGCTL_SIGN_KEY=k.pem", "REGCTL_SCAN_SEVERITIES=CRITICAL,HIGH"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +112,7 @@ func TestEnvWithoutFileForSchemaKeys(t *testing.T) {
 func TestSearchOrder(t *testing.T) {
 	work, home := t.TempDir(), t.TempDir()
 	writeFile(t, home, "regctl/config.yaml", "default_registry: a\nregistries: {a: {type: oci, url: a.example}}\n")
-	cfg, err := Load(Sources{WorkDir: work, ConfigHome: home})
+	cfg, err := Load(Sources{Kinds: testKinds, WorkDir: work, ConfigHome: home})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,14 +120,14 @@ func TestSearchOrder(t *testing.T) {
 		t.Fatalf("user config not found: %+v", cfg)
 	}
 	writeFile(t, work, "regctl.yaml", "default_registry: b\nregistries: {b: {type: oci, url: b.example}}\n")
-	cfg, err = Load(Sources{WorkDir: work, ConfigHome: home})
+	cfg, err = Load(Sources{Kinds: testKinds, WorkDir: work, ConfigHome: home})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if cfg.DefaultRegistry != "b" || !strings.HasSuffix(cfg.File, "regctl.yaml") {
 		t.Fatalf("./regctl.yaml must win over the user config: %+v", cfg)
 	}
-	_, err = Load(Sources{File: filepath.Join(work, "missing.yaml")})
+	_, err = Load(Sources{Kinds: testKinds, File: filepath.Join(work, "missing.yaml")})
 	if exitcode.Of(err) != exitcode.NotFound {
 		t.Fatalf("missing --config file: exit %d, err %v", exitcode.Of(err), err)
 	}
@@ -121,7 +149,7 @@ scan:
   fail_on: {HIGH: many}
 colour: true
 `)
-	_, err := Load(Sources{File: file})
+	_, err := Load(Sources{Kinds: testKinds, File: file})
 	var verr *ValidationError
 	if !errors.As(err, &verr) {
 		t.Fatalf("want *ValidationError, got %v", err)
@@ -170,7 +198,7 @@ func TestSemanticChecks(t *testing.T) {
 	}
 	for body, want := range cases {
 		dir := t.TempDir()
-		_, err := Load(Sources{File: writeFile(t, dir, "c.yaml", body)})
+		_, err := Load(Sources{Kinds: testKinds, File: writeFile(t, dir, "c.yaml", body)})
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: got %v, want error containing %q", body, err, want)
 		}
@@ -186,11 +214,11 @@ func TestStarterLoadsAndRedaction(t *testing.T) {
 	if err := WriteStarter(p, false); err == nil || !strings.Contains(err.Error(), "--force") {
 		t.Fatalf("second write must refuse without --force, got %v", err)
 	}
-	cfg, err := Load(Sources{File: p})
+	cfg, err := Load(Sources{Kinds: testKinds, File: p})
 	if err != nil {
 		t.Fatalf("starter file does not load: %v", err)
 	}
-	if cfg.Registries["local"].Type != TypeOCI {
+	if cfg.Registries["local"].Type != "oci" {
 		t.Fatalf("starter: %+v", cfg)
 	}
 
@@ -208,7 +236,8 @@ func TestSchemaCoversStructKeys(t *testing.T) {
 	// its schema entry (which would make valid files fail validation).
 	full := `default_registry: a
 registries:
-  a: {type: oci, url: x, insecure: true, ca_file: c, username: u, password_env: P, region: r, account: "123456789012", profile: p, endpoint: e}
+  a: {type: oci, url: x, insecure: true, ca_file: c, username: u, password_env: P}
+  d: {type: ecr, region: r, account: 123456789012, profile: p, endpoint: e}
   b: {type: oci, url: x, username: u, password: s}
   c: {type: oci, url: x, username: u, password_file: f}
 scan: {severities: [HIGH], fail_on: {HIGH: 1}, ignore_file: i, ignore_unfixed: true, cvss_threshold: 7.0, cache_dir: d, db_repository: r}
@@ -216,7 +245,7 @@ sign: {key: k}
 backup: {destination: d, storage_class: s, keep_days: 1, keep_last: 2, jobs: 3}
 build: {platforms: [linux/amd64], builder: buildah, tag_rules: [{branch: main, tags: [latest]}]}
 `
-	cfg, err := Load(Sources{File: writeFile(t, t.TempDir(), "full.yaml", full)})
+	cfg, err := Load(Sources{Kinds: testKinds, File: writeFile(t, t.TempDir(), "full.yaml", full)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,10 +254,43 @@ build: {platforms: [linux/amd64], builder: buildah, tag_rules: [{branch: main, t
 	}
 }
 
+func TestTypeSpecificKeys(t *testing.T) {
+	dir := t.TempDir()
+	// A key of another type is named as such; the type's own keys land in Settings, env included.
+	_, err := Load(Sources{Kinds: testKinds, File: writeFile(t, dir, "a.yaml", "registries:\n  a: {type: oci, url: x, region: r}\n")})
+	if err == nil || !strings.Contains(err.Error(), `a.yaml:2: registries.a.region: unknown key for this type (a key of type ecr)`) {
+		t.Errorf("region on an oci registry: %v", err)
+	}
+	cfg, err := Load(Sources{Kinds: testKinds, File: writeFile(t, dir, "b.yaml", base), Environ: []string{"REGCTL_REGISTRIES_PROD_PROFILE=ops"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Region  string `mapstructure:"region"`
+		Account string `mapstructure:"account"`
+		Profile string `mapstructure:"profile"`
+	}
+	if err := cfg.Registries["prod"].DecodeSettings(&got); err != nil || got.Region != "us-east-1" || got.Account != "123456789012" || got.Profile != "ops" {
+		t.Errorf("settings %+v, %v", got, err)
+	}
+	if len(cfg.Registries["local"].Settings) != 0 {
+		t.Errorf("oci registry has settings: %v", cfg.Registries["local"].Settings)
+	}
+	raw, err := json.Marshal(cfg.Registries["prod"])
+	if err != nil || !strings.Contains(string(raw), `"region":"us-east-1"`) || !strings.Contains(string(raw), `"type":"ecr"`) {
+		t.Errorf("config view shows settings beside the shared keys: %s %v", raw, err)
+	}
+	// A build without a type's backend reports it as unknown, listing what it has.
+	_, err = Load(Sources{Kinds: testKinds[:1], File: writeFile(t, dir, "c.yaml", base)})
+	if err == nil || !strings.Contains(err.Error(), `registries.prod.type: "ecr" is not one of oci`) {
+		t.Errorf("unknown type: %v", err)
+	}
+}
+
 func TestEnvironmentValuesAreCheckedLikeTheFile(t *testing.T) {
 	dir := t.TempDir()
 	file := writeFile(t, dir, "regctl.yaml", base)
-	_, err := Load(Sources{File: file, Environ: []string{"REGCTL_SCAN_SEVERITIES=CRITICAL,BOGUS", "REGCTL_REGISTRIES_LOCAL_INSECURE=maybe", "REGCTL_BUILD_BUILDER=docker"}})
+	_, err := Load(Sources{Kinds: testKinds, File: file, Environ: []string{"REGCTL_SCAN_SEVERITIES=CRITICAL,BOGUS", "REGCTL_REGISTRIES_LOCAL_INSECURE=maybe", "REGCTL_BUILD_BUILDER=docker"}})
 	for _, want := range []string{
 		`env REGCTL_SCAN_SEVERITIES: scan.severities: "BOGUS" is not one of`,
 		`env REGCTL_REGISTRIES_LOCAL_INSECURE: registries.local.insecure: expected true or false, got "maybe"`,
@@ -239,7 +301,7 @@ func TestEnvironmentValuesAreCheckedLikeTheFile(t *testing.T) {
 		}
 	}
 	// A key the file does not set, on a registry the file defines, can still come from the environment.
-	cfg, err := Load(Sources{File: file, Environ: []string{"REGCTL_REGISTRIES_LOCAL_USERNAME=ci", "REGCTL_REGISTRIES_LOCAL_PASSWORD_ENV=TOKEN"}})
+	cfg, err := Load(Sources{Kinds: testKinds, File: file, Environ: []string{"REGCTL_REGISTRIES_LOCAL_USERNAME=ci", "REGCTL_REGISTRIES_LOCAL_PASSWORD_ENV=TOKEN"}})
 	if err != nil {
 		t.Fatal(err)
 	}

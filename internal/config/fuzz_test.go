@@ -15,7 +15,7 @@ func FuzzLoad(f *testing.F) {
 	f.Add([]byte("scan: {fail_on: {HIGH: -1}}"))
 	f.Add([]byte("\x00"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		_, err := load("fuzz.yaml", data, Sources{})
+		_, err := load("fuzz.yaml", data, Sources{Kinds: testKinds})
 		var verr *ValidationError
 		if err != nil && !errors.As(err, &verr) {
 			t.Fatalf("unexpected error type %T: %v", err, err)

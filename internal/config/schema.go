@@ -33,6 +33,9 @@ type node struct {
 	secret bool // redacted by `config view`
 	// keys, for a free-form map, is the pattern its keys must match (registry names).
 	keys *regexp.Regexp
+	// variants, for an object, are its shapes by the value of its "type" key: a registry entry takes
+	// the shared keys plus its own type's.
+	variants map[string]*node
 }
 
 func str() *node                      { return &node{kind: kString} }
@@ -44,16 +47,12 @@ func listOf(e *node) *node            { return &node{kind: kList, elem: e} }
 func mapOf(e *node) *node             { return &node{kind: kMap, elem: e} }
 func object(f map[string]*node) *node { return &node{kind: kObject, fields: f} }
 
-// RegistryTypes are the backends a registry entry may name.
-var RegistryTypes = []string{TypeOCI, TypeECR, TypeHarbor}
-
 var severities = []string{"UNKNOWN", "LOW", "MEDIUM", "HIGH", "CRITICAL"}
 
-// schema mirrors Config. A key added to Config must be added here too (TestSchemaCoversStructKeys checks).
-var schema = object(map[string]*node{
-	"default_registry": str(),
-	"registries": {kind: kMap, keys: registryName, elem: object(map[string]*node{
-		"type":          enum(RegistryTypes...),
+// sharedRegistryKeys are the keys every registry type takes.
+func sharedRegistryKeys(types []string) map[string]*node {
+	return map[string]*node{
+		"type":          enum(types...),
 		"url":           str(),
 		"insecure":      boolean(),
 		"ca_file":       str(),
@@ -61,39 +60,78 @@ var schema = object(map[string]*node{
 		"password":      {kind: kString, secret: true},
 		"password_env":  str(),
 		"password_file": str(),
-		"region":        str(),
-		"account":       str(),
-		"profile":       str(),
-		"endpoint":      str(),
-	})},
-	"scan": object(map[string]*node{
-		"severities":     listOf(enum(severities...)),
-		"fail_on":        mapOf(integer()),
-		"ignore_file":    str(),
-		"ignore_unfixed": boolean(),
-		"cvss_threshold": float(),
-		"cache_dir":      str(),
-		"db_repository":  str(),
-	}),
-	"sign": object(map[string]*node{
-		"key": str(),
-	}),
-	"backup": object(map[string]*node{
-		"destination":   str(),
-		"storage_class": str(),
-		"keep_days":     integer(),
-		"keep_last":     integer(),
-		"jobs":          integer(),
-	}),
-	"build": object(map[string]*node{
-		"platforms": listOf(str()),
-		"builder":   enum("auto", "buildx", "buildah"),
-		"tag_rules": listOf(object(map[string]*node{
-			"branch": str(),
-			"tags":   listOf(str()),
-		})),
-	}),
-})
+	}
+}
+
+// registryEntry is the schema of one registry: the shared keys, and per type its own as well.
+func registryEntry(kinds []Kind) *node {
+	types := make([]string, len(kinds))
+	for i, k := range kinds {
+		types[i] = k.Type
+	}
+	entry := object(sharedRegistryKeys(types))
+	entry.variants = map[string]*node{}
+	for _, k := range kinds {
+		fields := sharedRegistryKeys(types)
+		for key, kk := range k.Keys {
+			fields[key] = &node{kind: map[KeyKind]kind{KeyString: kString, KeyBool: kBool, KeyInt: kInt}[kk]}
+		}
+		entry.variants[k.Type] = object(fields)
+	}
+	return entry
+}
+
+// schemaFor mirrors Config, for the registry types this build has. A key added to Config must be
+// added here too (TestSchemaCoversStructKeys checks).
+func schemaFor(kinds []Kind) *node {
+	return object(map[string]*node{
+		"default_registry": str(),
+		"registries":       {kind: kMap, keys: registryName, elem: registryEntry(kinds)},
+		"scan": object(map[string]*node{
+			"severities":     listOf(enum(severities...)),
+			"fail_on":        mapOf(integer()),
+			"ignore_file":    str(),
+			"ignore_unfixed": boolean(),
+			"cvss_threshold": float(),
+			"cache_dir":      str(),
+			"db_repository":  str(),
+		}),
+		"sign": object(map[string]*node{
+			"key": str(),
+		}),
+		"backup": object(map[string]*node{
+			"destination":   str(),
+			"storage_class": str(),
+			"keep_days":     integer(),
+			"keep_last":     integer(),
+			"jobs":          integer(),
+		}),
+		"build": object(map[string]*node{
+			"platforms": listOf(str()),
+			"builder":   enum("auto", "buildx", "buildah"),
+			"tag_rules": listOf(object(map[string]*node{
+				"branch": str(),
+				"tags":   listOf(str()),
+			})),
+		}),
+	})
+}
+
+// variant is the shape of an object node by its "type" value (s itself when it has none or the type
+// is unknown: the type key's enum then reports it).
+func (s *node) variant(n *yaml.Node) *node {
+	if s.variants == nil {
+		return s
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == "type" {
+			if v, ok := s.variants[n.Content[i+1].Value]; ok {
+				return v
+			}
+		}
+	}
+	return s
+}
 
 // checkNode walks a YAML node against the schema and appends a Problem for every mismatch. lines
 // records the line of every key path it visits, so later checks can point into the file too.
@@ -117,6 +155,8 @@ func checkNode(n *yaml.Node, s *node, path string, out *[]Problem, lines map[str
 			bad("expected a mapping, got %s", describe(n))
 			return
 		}
+		base := s
+		s = s.variant(n)
 		seen := map[string]bool{}
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
@@ -139,7 +179,7 @@ func checkNode(n *yaml.Node, s *node, path string, out *[]Problem, lines map[str
 				cs = s.fields[key]
 			}
 			if cs == nil {
-				*out = append(*out, Problem{Path: child, Line: k.Line, Msg: "unknown key" + suggest(key, s.fields)})
+				*out = append(*out, Problem{Path: child, Line: k.Line, Msg: "unknown key" + otherVariant(base, s, key) + suggest(key, s.fields)})
 				continue
 			}
 			checkNode(v, cs, child, out, lines)
@@ -182,6 +222,22 @@ func checkNode(n *yaml.Node, s *node, path string, out *[]Problem, lines map[str
 			}
 		}
 	}
+}
+
+// otherVariant names the types that do take a key this object's type does not ("region" on an oci
+// registry).
+func otherVariant(base, chosen *node, key string) string {
+	var types []string
+	for t, v := range base.variants {
+		if v != chosen && v.fields[key] != nil {
+			types = append(types, t)
+		}
+	}
+	if len(types) == 0 || chosen == base {
+		return ""
+	}
+	sort.Strings(types)
+	return fmt.Sprintf(" for this type (a key of type %s)", strings.Join(types, ", "))
 }
 
 func join(path, key string) string {
@@ -274,13 +330,19 @@ func scalarKeys(s *node, path string, out *[]string) {
 	}
 }
 
-// lookup returns the schema node of a dotted key path (free-form map keys match anything).
-func lookup(path string) *node {
-	n := schema
+// lookup returns the schema node of a dotted key path (free-form map keys match anything; a key of
+// an object with variants is looked up in them too).
+func lookup(n *node, path string) *node {
 	for _, part := range strings.Split(path, ".") {
 		switch n.kind {
 		case kObject:
-			n = n.fields[part]
+			next := n.fields[part]
+			for _, v := range n.variants {
+				if next == nil {
+					next = v.fields[part]
+				}
+			}
+			n = next
 		case kMap:
 			n = n.elem
 		default:

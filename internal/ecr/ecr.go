@@ -48,9 +48,13 @@ func (e *ECR) Endpoint() string { return e.endpoint }
 // from the service (GetAuthorizationToken's proxyEndpoint); otherwise it is
 // <account>.dkr.ecr.<region>.amazonaws.com.
 func Open(ctx context.Context, name string, rc config.Registry, opts registry.Options) (registry.Registry, error) {
-	loadOpts := []func(*awsconfig.LoadOptions) error{awsconfig.WithRegion(rc.Region)}
-	if rc.Profile != "" {
-		loadOpts = append(loadOpts, awsconfig.WithSharedConfigProfile(rc.Profile))
+	s, err := settings(rc)
+	if err != nil {
+		return nil, fmt.Errorf("registries.%s: %v: %w", name, err, exitcode.ErrUsage)
+	}
+	loadOpts := []func(*awsconfig.LoadOptions) error{awsconfig.WithRegion(s.Region)}
+	if s.Profile != "" {
+		loadOpts = append(loadOpts, awsconfig.WithSharedConfigProfile(s.Profile))
 	}
 	cfg, err := awsconfig.LoadDefaultConfig(ctx, loadOpts...)
 	if err != nil {
@@ -61,27 +65,27 @@ func Open(ctx context.Context, name string, rc config.Registry, opts registry.Op
 	}
 	cfg.HTTPClient = limitedClient{cfg.HTTPClient}
 	client := ecr.NewFromConfig(cfg, func(o *ecr.Options) {
-		if rc.Endpoint != "" {
-			o.BaseEndpoint = aws.String(rc.Endpoint)
+		if s.Endpoint != "" {
+			o.BaseEndpoint = aws.String(s.Endpoint)
 		}
 	})
-	e := &ECR{name: name, client: client, account: rc.Account, endpoint: rc.Endpoint}
-	kc := &tokenKeychain{client: client, registryID: rc.Account}
+	e := &ECR{name: name, client: client, account: s.Account, endpoint: s.Endpoint}
+	kc := &tokenKeychain{client: client, registryID: s.Account}
 	host := ""
-	if rc.Endpoint != "" || rc.Account == "" {
+	if s.Endpoint != "" || s.Account == "" {
 		if _, err := kc.token(ctx); err != nil {
 			return nil, classify(fmt.Errorf("registries.%s: getting an ECR token: %w", name, err))
 		}
 		host = kc.host
-		if host == "" && rc.Account != "" {
-			host = rc.Account + ".dkr.ecr." + rc.Region + ".amazonaws.com"
+		if host == "" && s.Account != "" {
+			host = s.Account + ".dkr.ecr." + s.Region + ".amazonaws.com"
 		}
 		if host == "" {
 			return nil, fmt.Errorf("registries.%s: ecr GetAuthorizationToken: the answer has no proxyEndpoint and the config names no account to derive the registry host from: %w",
 				name, registry.ErrBadAnswer)
 		}
 	} else {
-		host = rc.Account + ".dkr.ecr." + rc.Region + ".amazonaws.com"
+		host = s.Account + ".dkr.ecr." + s.Region + ".amazonaws.com"
 	}
 	tr, err := registry.BaseTransport(opts.Transport, rc.Insecure || opts.Insecure, rc.CAFile)
 	if err != nil {
@@ -92,7 +96,7 @@ func Open(ctx context.Context, name string, rc config.Registry, opts registry.Op
 	return e, nil
 }
 
-func (e *ECR) Type() string { return config.TypeECR }
+func (e *ECR) Type() string { return Type }
 func (e *ECR) Name() string { return e.name }
 
 // tokenKeychain answers with ECR's basic credentials, fetching a token when there is none or it is
@@ -179,6 +183,12 @@ func decodeToken(out *ecr.GetAuthorizationTokenOutput, now time.Time) (ecrToken,
 
 func (k *tokenKeychain) Resolve(authn.Resource) (authn.Authenticator, error) {
 	return k.token(context.Background())
+}
+
+// ResolveContext is Resolve bounded by the request's context (authn.ContextKeychain): a token fetch
+// mid-transfer stops with Ctrl-C.
+func (k *tokenKeychain) ResolveContext(ctx context.Context, _ authn.Resource) (authn.Authenticator, error) {
+	return k.token(ctx)
 }
 
 // classify maps AWS errors to exit codes: access denied and bad credentials 4, missing things 5,

@@ -2,6 +2,7 @@ package ecr_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"strings"
 	"testing"
@@ -23,8 +24,7 @@ func open(t *testing.T) (*ecrtest.Server, *ecr.ECR) {
 	t.Helper()
 	srv := ecrtest.Start(t)
 	srv.Now = func() time.Time { return now }
-	reg, err := ecr.Open(context.Background(), "prod", config.Registry{Type: "ecr", Region: ecrtest.Region, Account: ecrtest.Account,
-		Endpoint: srv.URL, CAFile: srv.CAFile}, registry.Options{})
+	reg, err := ecr.Open(context.Background(), "prod", config.Registry{Type: "ecr", CAFile: srv.CAFile, Settings: map[string]any{"region": ecrtest.Region, "account": ecrtest.Account, "endpoint": srv.URL}}, registry.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +147,7 @@ func TestPoliciesAndErrors(t *testing.T) {
 		t.Errorf("missing repository: %v", err)
 	}
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "wrong")
-	other, err := ecr.Open(ctx, "prod", config.Registry{Type: "ecr", Region: ecrtest.Region, Endpoint: e.Endpoint()}, registry.Options{})
+	other, err := ecr.Open(ctx, "prod", config.Registry{Type: "ecr", Settings: map[string]any{"region": ecrtest.Region, "endpoint": e.Endpoint()}}, registry.Options{})
 	if exitcode.Of(err) != exitcode.Auth {
 		t.Errorf("wrong credentials: exit %d %v (%v)", exitcode.Of(err), err, other)
 	}
@@ -194,7 +194,7 @@ func TestMissingCredentials(t *testing.T) {
 	srv := ecrtest.Start(t)
 	t.Setenv("AWS_ACCESS_KEY_ID", "")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "")
-	_, err := ecr.Open(context.Background(), "prod", config.Registry{Type: "ecr", Region: ecrtest.Region, Endpoint: srv.URL}, registry.Options{})
+	_, err := ecr.Open(context.Background(), "prod", config.Registry{Type: "ecr", Settings: map[string]any{"region": ecrtest.Region, "endpoint": srv.URL}}, registry.Options{})
 	if exitcode.Of(err) != exitcode.Auth || !strings.Contains(err.Error(), "no AWS credentials") {
 		t.Errorf("missing credentials: exit %d %v", exitcode.Of(err), err)
 	}
@@ -203,8 +203,58 @@ func TestMissingCredentials(t *testing.T) {
 // A wrong region (the endpoint belongs to another) is named as such and exits 4.
 func TestWrongRegion(t *testing.T) {
 	srv := ecrtest.Start(t)
-	_, err := ecr.Open(context.Background(), "prod", config.Registry{Type: "ecr", Region: "eu-west-1", Endpoint: srv.URL}, registry.Options{})
+	_, err := ecr.Open(context.Background(), "prod", config.Registry{Type: "ecr", Settings: map[string]any{"region": "eu-west-1", "endpoint": srv.URL}}, registry.Options{})
 	if exitcode.Of(err) != exitcode.Auth || !strings.Contains(err.Error(), "check region") {
 		t.Errorf("wrong region: exit %d %v", exitcode.Of(err), err)
+	}
+}
+
+// The backend owns its config section: the loader checks its keys and rules through ecr.Backend.
+func TestBackendConfig(t *testing.T) {
+	kinds := registry.Kinds([]registry.Backend{registry.OCIBackend(), ecr.Backend()})
+	load := func(body string) (*config.Config, error) {
+		file := t.TempDir() + "/regctl.yaml"
+		if err := os.WriteFile(file, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return config.Load(config.Sources{File: file, Kinds: kinds})
+	}
+	for body, want := range map[string]string{
+		"registries: {prod: {type: ecr}}\n":                                   "registries.prod.region: required for type ecr",
+		"registries: {prod: {type: ecr, region: r, account: \"12\"}}\n":       `registries.prod.account: must be a 12-digit AWS account id, got "12"`,
+		"registries: {prod: {type: ecr, region: r, acount: \"12\"}}\n":        `registries.prod.acount: unknown key (did you mean "account"?)`,
+		"registries: {prod: {type: oci, url: x, region: eu-west-1}}\n":        "registries.prod.region: unknown key for this type (a key of type ecr)",
+		"registries: {prod: {type: ecr, region: r, endpoint: [1]}}\n":         "registries.prod.endpoint: expected a string, got a list",
+		"registries: {prod: {type: ecr, region: r, account: 123456789012}}\n": "",
+	} {
+		_, err := load(body)
+		if want == "" {
+			if err != nil {
+				t.Errorf("%s: %v", body, err)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), want) || exitcode.Of(err) != exitcode.Usage {
+			t.Errorf("%s: want %q (exit 2), got %v", body, want, err)
+		}
+	}
+	// An unquoted account id decodes as the string the backend needs.
+	cfg, err := load("registries: {prod: {type: ecr, region: us-east-1, account: 123456789012, endpoint: http://127.0.0.1:1}}\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Registries["prod"].Settings["account"]; got == nil {
+		t.Fatalf("account not kept: %v", cfg.Registries["prod"].Settings)
+	}
+}
+
+// Opening is bounded by the caller's context: a cancelled command does not wait on the token fetch.
+func TestOpenHonoursContext(t *testing.T) {
+	srv := ecrtest.Start(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := ecr.Open(ctx, "prod", config.Registry{Type: "ecr", CAFile: srv.CAFile, Settings: map[string]any{"region": ecrtest.Region, "endpoint": srv.URL}}, registry.Options{})
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled open: %v", err)
 	}
 }

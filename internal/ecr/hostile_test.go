@@ -77,7 +77,7 @@ func awsError(status int, typ, msg string) hostiletest.Answer {
 func openHostile(t *testing.T, answers map[string]http.Handler, account string) (*ecr.ECR, error) {
 	t.Helper()
 	url, ca := hostileECR(t, answers)
-	reg, err := ecr.Open(context.Background(), "hostile", config.Registry{Type: "ecr", Region: "us-east-1", Account: account, Endpoint: url, CAFile: ca}, registry.Options{})
+	reg, err := ecr.Open(context.Background(), "hostile", config.Registry{Type: "ecr", CAFile: ca, Settings: map[string]any{"region": "us-east-1", "account": account, "endpoint": url}}, registry.Options{})
 	if err != nil {
 		return nil, err
 	}
@@ -397,7 +397,7 @@ func TestOpenWithoutCABundle(t *testing.T) {
 	self = srv.URL
 	awstest.SetEnv(t, "")
 	t.Setenv("AWS_CA_BUNDLE", "")
-	reg, err := ecr.Open(context.Background(), "plain", config.Registry{Type: "ecr", Region: "us-east-1", Endpoint: srv.URL}, registry.Options{})
+	reg, err := ecr.Open(context.Background(), "plain", config.Registry{Type: "ecr", Settings: map[string]any{"region": "us-east-1", "endpoint": srv.URL}}, registry.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -85,7 +85,7 @@ func startKumo(t *testing.T) string {
 func TestAgainstKumo(t *testing.T) {
 	endpoint := startKumo(t)
 	ctx := context.Background()
-	reg, err := ecr.Open(ctx, "kumo", config.Registry{Type: "ecr", Region: "us-east-1", Endpoint: endpoint}, registry.Options{})
+	reg, err := ecr.Open(ctx, "kumo", config.Registry{Type: "ecr", Settings: map[string]any{"region": "us-east-1", "endpoint": endpoint}}, registry.Options{})
 	if err != nil {
 		t.Fatalf("open (GetAuthorizationToken): %v", err)
 	}

@@ -97,7 +97,7 @@ func TestReconcileChangesNothingUnlessTheWholePlanIsAllowed(t *testing.T) {
 func TestReconcileCountsWhatANativePolicyWillExpire(t *testing.T) {
 	ctx := context.Background()
 	srv := ecrtest.Start(t)
-	reg, err := ecr.Open(ctx, "prod", config.Registry{Type: "ecr", Region: ecrtest.Region, Account: ecrtest.Account, Endpoint: srv.URL, CAFile: srv.CAFile}, registry.Options{})
+	reg, err := ecr.Open(ctx, "prod", config.Registry{Type: "ecr", CAFile: srv.CAFile, Settings: map[string]any{"region": ecrtest.Region, "account": ecrtest.Account, "endpoint": srv.URL}}, registry.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,8 +21,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"golang.org/x/sync/errgroup"
-
-	"github.com/regctl-dev/regctl/internal/config"
 )
 
 // OCIConfig configures the generic OCI backend.
@@ -89,7 +87,7 @@ func NewOCI(c OCIConfig) *OCI {
 
 func (o *OCI) Name() string             { return o.cfg.Name }
 func (o *OCI) Host() string             { return o.cfg.Host }
-func (o *OCI) Type() string             { return config.TypeOCI }
+func (o *OCI) Type() string             { return OCIType }
 func (o *OCI) Insecure() bool           { return o.cfg.Insecure }
 func (o *OCI) Keychain() authn.Keychain { return o.cfg.Keychain }
 func (o *OCI) Remote() []remote.Option {

@@ -261,9 +261,9 @@ func TestResolver(t *testing.T) {
 	cfg := &config.Config{DefaultRegistry: "local", Registries: map[string]config.Registry{
 		"local":  {Type: "oci", URL: "127.0.0.1:5999", Insecure: true},
 		"secure": {Type: "oci", URL: "https://registry.example.com"},
-		"prod":   {Type: "ecr", Region: "us-east-1"},
+		"prod":   {Type: "ecr", Settings: map[string]any{"region": "us-east-1"}},
 	}}
-	r := registry.NewResolver(cfg, registry.Options{})
+	r := registry.NewResolver(cfg, registry.Options{Backends: []registry.Backend{registry.OCIBackend()}})
 	cases := []struct {
 		arg, name, host, repo string
 	}{
@@ -293,7 +293,7 @@ func TestResolver(t *testing.T) {
 	}
 	for arg, code := range map[string]int{
 		"local/Bad_Name": exitcode.Usage,
-		"prod/app":       exitcode.Usage, // ECR backend not in this build yet
+		"prod/app":       exitcode.Usage, // a type without its backend in Options.Backends
 		"local":          -1,
 	} {
 		_, _, err := r.Reference(arg)
@@ -306,6 +306,9 @@ func TestResolver(t *testing.T) {
 		if exitcode.Of(err) != code {
 			t.Errorf("%s: exit %d (%v), want %d", arg, exitcode.Of(err), err, code)
 		}
+	}
+	if _, _, err := r.Reference("prod/app"); err == nil || !strings.Contains(err.Error(), `registries.prod.type: unknown registry type "ecr" (this build has oci)`) {
+		t.Errorf("a type without its backend is named with the types there are: %v", err)
 	}
 	noDefault := registry.NewResolver(&config.Config{}, registry.Options{})
 	if _, _, err := noDefault.Repository("game-server"); err == nil || !strings.Contains(err.Error(), "default_registry") {
@@ -326,7 +329,7 @@ func TestCredentialsFromPasswordEnvAgainstHtpasswd(t *testing.T) {
 		"wrong": {Type: "oci", URL: srv.Host, Username: "ci", Password: "nope"},
 	}}
 	env := map[string]string{"REG_TOKEN": "s3cret-token"}
-	r := registry.NewResolver(cfg, registry.Options{Getenv: func(k string) string { return env[k] }})
+	r := registry.NewResolver(cfg, registry.Options{Getenv: func(k string) string { return env[k] }, Backends: []registry.Backend{registry.OCIBackend()}})
 	reg, _ := r.Registry("auth")
 	seed(t, reg, "private")
 	if images, err := reg.Images(ctx, "private"); err != nil || len(images) == 0 {
@@ -342,7 +345,7 @@ func TestCredentialsFromPasswordEnvAgainstHtpasswd(t *testing.T) {
 		t.Errorf("error leaks the password: %v", err)
 	}
 
-	unset := registry.NewResolver(cfg, registry.Options{Getenv: func(string) string { return "" }})
+	unset := registry.NewResolver(cfg, registry.Options{Getenv: func(string) string { return "" }, Backends: []registry.Backend{registry.OCIBackend()}})
 	_, err = unset.Registry("auth")
 	if exitcode.Of(err) != exitcode.Usage || !strings.Contains(err.Error(), "REG_TOKEN is not set") {
 		t.Errorf("unset password env: %v", err)

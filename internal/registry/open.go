@@ -25,13 +25,43 @@ type Options struct {
 	Transport http.RoundTripper // base transport (tests inject a counting one); default a clone of http.DefaultTransport
 	Logger    *slog.Logger
 	Jobs      int // parallel requests per operation; default 8
-	// Backends open the registry types other than oci (ecr, harbor); main injects them, so this
-	// package does not import the cloud SDKs.
-	Backends map[string]Opener
+	// Backends are the registry types this build opens, OCIBackend among them; main lists them in
+	// one place, so this package neither imports the cloud SDKs nor keeps a list of types.
+	Backends []Backend
 }
 
 // Opener opens one registry type.
 type Opener func(ctx context.Context, name string, rc config.Registry, opts Options) (Registry, error)
+
+// Backend is one registry type: its config (the Kind: its own keys and rules, which the config
+// loader checks) and how it opens. Each backend package exports one (ecr.Backend()); adding a
+// backend is that package plus one line in main's list.
+type Backend struct {
+	config.Kind
+	Open Opener
+}
+
+// Kinds are the backends' config kinds, for config.Sources.
+func Kinds(backends []Backend) []config.Kind {
+	out := make([]config.Kind, len(backends))
+	for i, b := range backends {
+		out[i] = b.Kind
+	}
+	return out
+}
+
+// OCIType is the type of a plain OCI distribution registry, the backend this package holds itself.
+const OCIType = "oci"
+
+// OCIBackend is any OCI distribution registry (Docker Hub, GHCR, GAR, distribution, zot).
+func OCIBackend() Backend {
+	return Backend{
+		Kind: config.Kind{Type: OCIType, NeedsURL: true, URLExample: "registry.example.com or 127.0.0.1:5000"},
+		Open: func(_ context.Context, name string, rc config.Registry, opts Options) (Registry, error) {
+			return OpenOCI(name, rc, opts)
+		},
+	}
+}
 
 func (o Options) logger() *slog.Logger {
 	if o.Logger == nil {
@@ -40,18 +70,17 @@ func (o Options) logger() *slog.Logger {
 	return o.Logger
 }
 
-// Open opens a configured registry.
-func Open(name string, rc config.Registry, opts Options) (Registry, error) {
-	switch rc.Type {
-	case config.TypeOCI:
-		return OpenOCI(name, rc, opts)
-	case config.TypeECR, config.TypeHarbor:
-		if open, ok := opts.Backends[rc.Type]; ok {
-			return open(context.Background(), name, rc, opts)
+// Open opens a configured registry through its type's backend. ctx bounds what opening does on the
+// network (an ECR token), so Ctrl-C stops it.
+func Open(ctx context.Context, name string, rc config.Registry, opts Options) (Registry, error) {
+	types := make([]string, 0, len(opts.Backends))
+	for _, b := range opts.Backends {
+		if b.Type == rc.Type && b.Open != nil {
+			return b.Open(ctx, name, rc, opts)
 		}
-		return nil, fmt.Errorf("registries.%s: the %s backend is not available in this build yet: %w", name, rc.Type, exitcode.ErrUsage)
+		types = append(types, b.Type)
 	}
-	return nil, fmt.Errorf("registries.%s.type: unknown registry type %q: %w", name, rc.Type, exitcode.ErrUsage)
+	return nil, fmt.Errorf("registries.%s.type: unknown registry type %q (this build has %s): %w", name, rc.Type, strings.Join(types, ", "), exitcode.ErrUsage)
 }
 
 // OpenOCI opens rc as a plain OCI registry: the data plane other backends (Harbor) reuse with the
@@ -148,3 +177,7 @@ func Keychain(name string, rc config.Registry, getenv func(string) string) (auth
 type staticKeychain struct{ auth authn.Authenticator }
 
 func (k staticKeychain) Resolve(authn.Resource) (authn.Authenticator, error) { return k.auth, nil }
+
+func (k staticKeychain) ResolveContext(context.Context, authn.Resource) (authn.Authenticator, error) {
+	return k.auth, nil
+}

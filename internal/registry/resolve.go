@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"context"
 	"fmt"
 	"strings"
 
@@ -19,7 +20,9 @@ import (
 type Resolver struct {
 	Config *config.Config
 	Opts   Options
-	opened map[string]Registry
+	// Context bounds opening (an ECR token fetch): the command's, so Ctrl-C stops it. nil: Background.
+	Context context.Context
+	opened  map[string]Registry
 }
 
 // NewResolver returns a Resolver over cfg.
@@ -44,8 +47,12 @@ func (r *Resolver) Registry(nameOrHost string) (Registry, error) {
 }
 
 func (r *Resolver) open(nameOrHost string) (Registry, error) {
+	ctx := r.Context
+	if ctx == nil {
+		ctx = context.Background()
+	}
 	if rc, ok := r.Config.Registries[nameOrHost]; ok {
-		return Open(nameOrHost, rc, r.Opts)
+		return Open(ctx, nameOrHost, rc, r.Opts)
 	}
 	if !looksLikeHost(nameOrHost) {
 		return nil, fmt.Errorf("%q is neither a registry in the config nor a host (host names contain a dot or a port): %w", nameOrHost, exitcode.ErrUsage)
@@ -53,13 +60,14 @@ func (r *Resolver) open(nameOrHost string) (Registry, error) {
 	// A host that a configured registry serves gets that registry's credentials and TLS settings.
 	for n, rc := range r.Config.Registries {
 		if h, _ := splitURL(rc.URL); h == nameOrHost && rc.URL != "" {
-			return Open(n, rc, r.Opts)
+			return Open(ctx, n, rc, r.Opts)
 		}
 	}
 	if _, err := name.NewRegistry(nameOrHost); err != nil {
 		return nil, fmt.Errorf("%q: %w", nameOrHost, exitcode.ErrUsage)
 	}
-	return Open(nameOrHost, config.Registry{Type: config.TypeOCI, URL: nameOrHost}, r.Opts)
+	// An unconfigured host is a plain OCI registry.
+	return OpenOCI(nameOrHost, config.Registry{Type: OCIType, URL: nameOrHost}, r.Opts)
 }
 
 // Default opens the default registry, or explains how to name one.
@@ -143,4 +151,4 @@ func looksLikeHost(s string) bool {
 }
 
 // staticKeychain must stay a Keychain: compile-time check.
-var _ authn.Keychain = staticKeychain{}
+var _ authn.ContextKeychain = staticKeychain{}
