@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,8 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
@@ -103,21 +100,7 @@ func runScan(cmd *cobra.Command, f *Factory, sf *scanFlags, images []string, std
 	if err != nil {
 		return o, err
 	}
-	var errs []error
-	if err := o.Gate.Err(); err != nil {
-		errs = append(errs, err)
-	}
-	if len(o.Denials) > 0 {
-		msgs := make([]string, len(o.Denials))
-		for i, d := range o.Denials {
-			msgs[i] = d.Message
-		}
-		errs = append(errs, fmt.Errorf("image policy %s denied: %s: %w", sf.policy, strings.Join(msgs, "; "), exitcode.ErrViolation))
-	}
-	if len(errs) == 0 {
-		return o, nil
-	}
-	return o, exitcode.With(exitcode.Violation, errors.Join(errs...))
+	return o, o.Err(sf.policy)
 }
 
 func scanOutcome(cmd *cobra.Command, f *Factory, sf *scanFlags, images []string, stdout io.Writer, tty bool) (*scan.Outcome, error) {
@@ -152,41 +135,15 @@ func scanOutcome(cmd *cobra.Command, f *Factory, sf *scanFlags, images []string,
 		if !ok || path == "" || !slices.Contains(scan.Formats, fm) {
 			return nil, usageError(fmt.Errorf("--report %q: want FORMAT=FILE with FORMAT one of %s", r, strings.Join(scan.Formats, ", ")))
 		}
-		files = append(files, reportFile{fm, path})
+		files = append(files, reportFile{fm, f.inWorkDir(path)})
 	}
-
-	// The gate: --gate-policy, else --fail-on, else the config's, else the script's default.
-	gate := scan.DefaultGate()
-	if sf.defaultGate != nil {
-		gate = *sf.defaultGate
-	}
-	switch {
-	case sf.gatePolicy != "" && sf.failOn != "":
-		return nil, usageError(errors.New("--gate-policy and --fail-on are exclusive"))
-	case sf.gatePolicy != "":
-		data, err := os.ReadFile(sf.gatePolicy)
-		if err != nil {
-			return nil, exitcode.With(exitcode.NotFound, fmt.Errorf("--gate-policy: %w", err))
-		}
-		if gate, err = scan.ParseHarborPolicy(data, sf.gatePolicy); err != nil {
-			return nil, err
-		}
-	case sf.failOn != "":
-		limits, err := scan.ParseFailOn(sf.failOn)
-		if err != nil {
-			return nil, err
-		}
-		gate = scan.Gate{FailOn: limits, Source: "--fail-on " + sf.failOn}
-	case len(cfg.Scan.FailOn) > 0:
-		gate = scan.Gate{FailOn: cfg.Scan.FailOn, Source: "scan.fail_on in " + orNone(cfg.File)}
-	}
-	if cmd.Flags().Changed("cvss-threshold") {
-		gate.CVSSThreshold = sf.cvss
-	} else if gate.CVSSThreshold == 0 {
-		gate.CVSSThreshold = cfg.Scan.CVSSThreshold
-	}
-	if gate.CVSSThreshold < 0 || gate.CVSSThreshold > 10 {
-		return nil, usageError(errors.New("--cvss-threshold must be between 0 and 10"))
+	gate, err := scan.ResolveGate(scan.GateSources{
+		PolicyFile: f.inWorkDir(sf.gatePolicy), FailOn: sf.failOn,
+		ConfigFailOn: cfg.Scan.FailOn, ConfigFile: cfg.File, Default: sf.defaultGate,
+		CVSS: sf.cvss, CVSSSet: cmd.Flags().Changed("cvss-threshold"), ConfigCVSS: cfg.Scan.CVSSThreshold,
+	})
+	if err != nil {
+		return nil, err
 	}
 	severities := cfg.Scan.Severities
 	if sf.severity != "" {
@@ -197,7 +154,7 @@ func scanOutcome(cmd *cobra.Command, f *Factory, sf *scanFlags, images []string,
 			return nil, usageError(fmt.Errorf("--severity %q: use %s", s, strings.Join(scan.Severities, ", ")))
 		}
 	}
-	ignoreFile := firstNonEmpty(sf.ignoreFile, cfg.Scan.IgnoreFile)
+	ignoreFile := f.inWorkDir(firstNonEmpty(sf.ignoreFile, cfg.Scan.IgnoreFile))
 	if ignoreFile != "" {
 		if _, err := os.Stat(ignoreFile); err != nil {
 			return nil, exitcode.With(exitcode.NotFound, fmt.Errorf("--ignorefile: %w", err))
@@ -205,7 +162,7 @@ func scanOutcome(cmd *cobra.Command, f *Factory, sf *scanFlags, images []string,
 	}
 	var policy *scan.Policy
 	if sf.policy != "" {
-		if policy, err = scan.LoadPolicy(cmd.Context(), sf.policy); err != nil {
+		if policy, err = scan.LoadPolicy(cmd.Context(), f.inWorkDir(sf.policy)); err != nil {
 			return nil, err
 		}
 	}
@@ -218,7 +175,6 @@ func scanOutcome(cmd *cobra.Command, f *Factory, sf *scanFlags, images []string,
 		f.Notef("warning: ignore entry %s in %s expired on %s and no longer hides findings", e.ID, ignoreFile, e.ExpiredAt.Format("2006-01-02"))
 	}
 
-	out := &scan.Outcome{Version: version, Expired: expired, Generated: now}
 	var engine *scan.Engine
 	if !native {
 		if engine, err = openEngine(cmd, f, sf, res, now); err != nil {
@@ -226,44 +182,15 @@ func scanOutcome(cmd *cobra.Command, f *Factory, sf *scanFlags, images []string,
 		}
 		defer engine.Close()
 	}
-	for _, arg := range images {
-		reg, ref, err := res.Reference(arg)
-		if err != nil {
-			return nil, err
-		}
-		opts := scan.ScanOptions{Platform: sf.platform, Severities: severities,
-			IgnoreUnfixed: sf.ignoreUnfixed || cfg.Scan.IgnoreUnfixed, IgnoreFile: ignoreFile, Now: now}
-		var targets []scan.Target
-		if native {
-			t, err := nativeScan(cmd, reg, ref, opts, policy != nil)
-			if err != nil {
-				return nil, err
-			}
-			targets = []scan.Target{t}
-		} else if targets, err = engine.Scan(cmd.Context(), reg.Remote(), ref, opts); err != nil {
-			return nil, err
-		}
-		out.Targets = append(out.Targets, targets...)
-		if policy != nil {
-			// The image's manifest annotations (the base image name) are read once per image.
-			ann, err := annotationsOf(append(reg.Remote(), remote.WithContext(cmd.Context())), ref)
-			if err != nil {
-				// A rule on the base image must not pass because its name could not be read.
-				return nil, exitcode.With(exitcode.Error, fmt.Errorf("image policy %s: reading the annotations of %s (the base image name): %w", sf.policy, ref, err))
-			}
-			for _, t := range targets {
-				msgs, err := policy.Evaluate(cmd.Context(), scan.PolicyInput(t.Reference, t.Digest, t.Platform, t.Config, ann))
-				if err != nil {
-					return nil, err
-				}
-				for _, m := range msgs {
-					out.Denials = append(out.Denials, scan.Denial{Reference: t.Reference, Platform: t.Platform, Message: m})
-				}
-			}
-		}
+	out, err := scan.Run(cmd.Context(), scan.RunOptions{
+		Images: images, Resolve: res.Reference, Engine: engine, Gate: gate, Policy: policy,
+		Scan: scan.ScanOptions{Platform: sf.platform, Severities: severities,
+			IgnoreUnfixed: sf.ignoreUnfixed || cfg.Scan.IgnoreUnfixed, IgnoreFile: ignoreFile, Now: now},
+		Expired: expired, Version: version, Now: now,
+	})
+	if err != nil {
+		return nil, err
 	}
-	out.Findings = scan.Findings(out.Targets)
-	out.Gate = gate.EvaluateTargets(out.Targets)
 	return out, writeReports(cmd, f, out, files, format, stdout, tty)
 }
 
@@ -273,7 +200,7 @@ func openEngine(cmd *cobra.Command, f *Factory, sf *scanFlags, res *registry.Res
 	if err != nil {
 		return nil, err
 	}
-	cacheDir := firstNonEmpty(sf.cacheDir, cfg.Scan.CacheDir, f.defaultCacheDir())
+	cacheDir := f.inWorkDir(firstNonEmpty(sf.cacheDir, cfg.Scan.CacheDir, f.defaultCacheDir()))
 	dbo := scan.DBOptions{CacheDir: cacheDir, Skip: sf.skipDBUpdate, Now: now}
 	if !sf.skipDBUpdate {
 		repo := firstNonEmpty(sf.dbRepository, cfg.Scan.DBRepository, scan.DefaultDBRepository)
@@ -294,36 +221,6 @@ func openEngine(cmd *cobra.Command, f *Factory, sf *scanFlags, res *registry.Res
 	return scan.Open(st.Dir, f.Logger())
 }
 
-// nativeScan asks the registry's own scanner (ECR) about the image's digest.
-func nativeScan(cmd *cobra.Command, reg registry.Registry, ref name.Reference, o scan.ScanOptions, needConfig bool) (scan.Target, error) {
-	ns, ok := reg.(registry.NativeScanner)
-	if !ok {
-		return scan.Target{}, usageError(fmt.Errorf("--engine native: %s is a %s registry, which has no scanner of its own; use --engine trivy", reg.Name(), reg.Type()))
-	}
-	desc, err := remote.Head(ref, append(reg.Remote(), remote.WithContext(cmd.Context()))...)
-	if err != nil {
-		return scan.Target{}, fmt.Errorf("%s: %w", ref, err)
-	}
-	findings, err := ns.NativeScan(cmd.Context(), ref.Context().RepositoryStr(), desc.Digest)
-	if err != nil {
-		return scan.Target{}, err
-	}
-	t, err := scan.NativeTarget(cmd.Context(), ref.String(), desc.Digest.String(), reg.Type(), findings, o)
-	if err != nil {
-		return t, err
-	}
-	if needConfig {
-		img, err := remote.Image(ref, append(reg.Remote(), remote.WithContext(cmd.Context()))...)
-		if err != nil {
-			return t, err
-		}
-		if t.Config, err = img.ConfigFile(); err != nil {
-			return t, err
-		}
-	}
-	return t, nil
-}
-
 // writeReports writes the --report files and the report on stdout.
 func writeReports(cmd *cobra.Command, f *Factory, out *scan.Outcome, files []reportFile, format string, stdout io.Writer, tty bool) error {
 	for _, rf := range files {
@@ -340,25 +237,6 @@ func writeReports(cmd *cobra.Command, f *Factory, out *scan.Outcome, files []rep
 }
 
 type reportFile struct{ format, path string }
-
-// annotationsOf returns the manifest annotations of ref (for the base image name); an image without
-// any has an empty map.
-func annotationsOf(opts []remote.Option, ref name.Reference) (map[string]string, error) {
-	desc, err := remote.Get(ref, opts...)
-	if err != nil {
-		return nil, err
-	}
-	var m struct {
-		Annotations map[string]string `json:"annotations"`
-	}
-	if err := json.Unmarshal(desc.Manifest, &m); err != nil {
-		return nil, fmt.Errorf("the manifest is not JSON: %w", err)
-	}
-	if m.Annotations == nil {
-		m.Annotations = map[string]string{}
-	}
-	return m.Annotations, nil
-}
 
 func firstNonEmpty(vals ...string) string {
 	for _, v := range vals {
