@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/spf13/cobra"
 
+	"github.com/regctl-dev/regctl/internal/build"
 	"github.com/regctl-dev/regctl/internal/exitcode"
 	"github.com/regctl-dev/regctl/internal/fsutil"
 	"github.com/regctl-dev/regctl/internal/registry"
@@ -65,7 +66,7 @@ altogether, use regctl as a docker credential helper instead:
 			if err != nil {
 				return err
 			}
-			dir := userDockerConfig(f)
+			dir := build.UserDockerConfig(f.Getenv)
 			if dir == "" {
 				return usageError(errors.New("neither DOCKER_CONFIG nor HOME is set"))
 			}

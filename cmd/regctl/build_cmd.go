@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/spf13/cobra"
 
@@ -102,13 +101,7 @@ regctl's own auth for the registry; no docker login step. --dry-run prints the c
 			if err != nil {
 				return err
 			}
-			plats := cfg.Build.Platforms
-			if platforms != "" {
-				plats = strings.Split(platforms, ",")
-			}
-			if len(plats) == 0 {
-				plats = []string{"linux/amd64", "linux/arm64"} // as the script
-			}
+			plats := build.Platforms(platforms, cfg.Build.Platforms)
 			if builder == "" {
 				builder = firstNonEmpty(cfg.Build.Builder, build.BuilderAuto)
 			}
@@ -124,9 +117,9 @@ regctl's own auth for the registry; no docker login step. --dry-run prints the c
 			}
 			defer os.RemoveAll(work)
 			o := &build.Options{Context: contextDir, Dockerfile: dockerfile, Repo: repoRef, OCICacheManifests: registry.TraitsOf(reg).OCICacheManifests,
-				Insecure: reg.Insecure() || isLoopback(reg.Host()), Version: version, Platforms: plats, BuildArgs: user, Tags: tags, Git: git,
+				Insecure: reg.Insecure() || build.IsLoopback(reg.Host()), Version: version, Platforms: plats, BuildArgs: user, Tags: tags, Git: git,
 				Created: f.Now().UTC().Format("2006-01-02T15:04:05Z"), Builder: which, WorkDir: work,
-				AuthDir: filepath.Join(work, "auth"), UserDockerConfig: userDockerConfig(f), ID: hex.EncodeToString(id)}
+				AuthDir: filepath.Join(work, "auth"), UserDockerConfig: build.UserDockerConfig(f.Getenv), ID: hex.EncodeToString(id)}
 			if cacheRef != "" {
 				_, cref, err := res.Reference(cacheRef)
 				if err != nil {
@@ -143,18 +136,11 @@ regctl's own auth for the registry; no docker login step. --dry-run prints the c
 				}
 				return finishBuild(f, rep, reportFile, nil)
 			}
-			auth, err := reg.Keychain().Resolve(repoRef)
-			if err != nil {
-				return err
-			}
-			userCfg, _ := os.ReadFile(filepath.Join(o.UserDockerConfig, "config.json"))
-			if err := build.WriteAuthDir(o.AuthDir, userCfg, map[string]authn.Authenticator{reg.Host(): auth}); err != nil {
+			if err := build.PrepareAuth(ctx, o, reg.Keychain(), repoRef, reg.Host()); err != nil {
 				return err
 			}
 			var hooks build.Hooks
-			// build-and-push.sh blocks on any CRITICAL or HIGH (trivy --severity CRITICAL,HIGH
-			// --exit-code 1), stricter than security-scan.sh: build-push keeps the script's gate.
-			sf.defaultGate = &scan.Gate{FailOn: map[string]int{"CRITICAL": 0, "HIGH": 0}, Source: "default (build-and-push.sh)"}
+			sf.defaultGate = ptr(scan.BuildPushGate())
 			if doScan {
 				hooks.Scan = func(ctx context.Context, digestRef string) (any, error) {
 					f.Notef("scanning %s before tagging", digestRef)
@@ -175,7 +161,7 @@ regctl's own auth for the registry; no docker login step. --dry-run prints the c
 					return err
 				}
 				hooks.Sign = func(ctx context.Context, digestRef string) (any, error) {
-					r, err := name.NewDigest(digestRef, nameOptions(reg)...)
+					r, err := name.NewDigest(digestRef, registry.NameOptions(reg)...)
 					if err != nil {
 						return nil, err
 					}
@@ -205,36 +191,11 @@ regctl's own auth for the registry; no docker login step. --dry-run prints the c
 	return cmd
 }
 
-// userDockerConfig is $DOCKER_CONFIG, else ~/.docker.
-func userDockerConfig(f *Factory) string {
-	if d := f.Getenv("DOCKER_CONFIG"); d != "" {
-		return d
-	}
-	if h := f.Getenv("HOME"); h != "" {
-		return filepath.Join(h, ".docker")
-	}
-	return ""
-}
-
-// isLoopback: go-containerregistry speaks plain HTTP to localhost registries by itself; the builders
-// need to be told (buildah --tls-verify=false, buildx registry.insecure=true).
-func isLoopback(host string) bool {
-	h := host
-	if i := strings.LastIndex(host, ":"); i > strings.LastIndex(host, "]") {
-		h = host[:i]
-	}
-	return h == "localhost" || h == "[::1]" || strings.HasPrefix(h, "127.")
-}
-
-func nameOptions(reg registry.Registry) []name.Option {
-	if reg.Insecure() {
-		return []name.Option{name.Insecure}
-	}
-	return nil
-}
+func ptr[T any](v T) *T { return &v }
 
 func finishBuild(f *Factory, rep *build.Report, reportFile string, runErr error) error {
 	if reportFile != "" {
+		reportFile = f.inWorkDir(reportFile)
 		raw, err := json.MarshalIndent(rep, "", "  ")
 		if err != nil {
 			return err
