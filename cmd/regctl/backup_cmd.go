@@ -16,17 +16,21 @@ import (
 )
 
 func (f *Factory) backupDest(flag string) (string, error) {
-	if flag != "" {
-		return flag, nil
+	dest := flag
+	if dest == "" {
+		cfg, err := f.Config()
+		if err != nil {
+			return "", err
+		}
+		if cfg.Backup.Destination == "" {
+			return "", usageError(errors.New("no destination: pass --to/--from, or set backup.destination"))
+		}
+		dest = cfg.Backup.Destination
 	}
-	cfg, err := f.Config()
-	if err != nil {
-		return "", err
+	if strings.Contains(dest, "://") { // s3://, file://
+		return dest, nil
 	}
-	if cfg.Backup.Destination == "" {
-		return "", usageError(errors.New("no destination: pass --to/--from, or set backup.destination"))
-	}
-	return cfg.Backup.Destination, nil
+	return f.inWorkDir(dest), nil
 }
 
 func newBackupCmd(f *Factory) *cobra.Command {
@@ -90,6 +94,7 @@ S3-compatible servers). Exit 0 when every repository was backed up, 1 on partial
 				fmt.Fprintln(f.IO.ErrOut)
 			}
 			if metricsFile != "" {
+				metricsFile = f.inWorkDir(metricsFile)
 				prev, _ := os.ReadFile(metricsFile)
 				m := backup.Metrics{Success: runErr == nil, Finished: f.Now(), Duration: f.Now().Sub(start), Snapshot: snap, Previous: string(prev)}
 				if err := writeFileAtomic(metricsFile, []byte(m.Text())); err != nil {

@@ -38,7 +38,11 @@ func TestBackupCommands(t *testing.T) {
 		t.Errorf("verify:\n%s", v)
 	}
 	target := localregtest.Start(t).Host
-	out = c.ok("restore", "--from", dest, "--to", target, "--dry-run")
+	// The dry run counts what it would push (an empty target: everything) and pushes nothing.
+	dry := strings.Split(strings.TrimSpace(c.ok("restore", "--from", dest, "--to", target, "--dry-run")), "\n")
+	if len(dry) != 2 || !strings.Contains(dry[0], "MANIFESTS TO PUSH") || len(strings.Fields(dry[1])) < 3 || strings.Fields(dry[1])[2] == "0" {
+		t.Errorf("a dry-run restore counts what it would push:\n%s", strings.Join(dry, "\n"))
+	}
 	if repos := c.ok("repo", "list", target); strings.Contains(repos, "game-server") {
 		t.Error("a dry-run restore pushed")
 	}

@@ -273,3 +273,33 @@ func TestUnreachableRegistryExits1(t *testing.T) {
 		t.Errorf("exit %d: %s", code, errOut)
 	}
 }
+
+// testdataFile is a file of the repository's testdata as an absolute path: the in-process CLI
+// resolves relative paths against its injected working directory, not the test's.
+func testdataFile(rel string) string {
+	abs, err := filepath.Abs(filepath.Join("..", "..", "testdata", rel))
+	if err != nil {
+		panic(err)
+	}
+	return abs
+}
+
+// Relative user paths (lifecycle -f, backup destinations, reports) are relative to the command's
+// working directory, not to wherever the process happens to run.
+func TestRelativePathsUseTheWorkDir(t *testing.T) {
+	c := newCLI(t)
+	policy, err := os.ReadFile(testdataFile("lifecycle/ecr-lifecycle-policy.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(c.workDir, "policy.json"), policy, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c.ok("lifecycle", "validate", "-f", "policy.json")
+	host := localregtest.Start(t).Host
+	c.ok("registry", "seed", host+"/game-server")
+	c.ok("backup", host, "--to", "snapshots")
+	if entries, err := os.ReadDir(filepath.Join(c.workDir, "snapshots")); err != nil || len(entries) == 0 {
+		t.Fatalf("backup --to snapshots did not land in the work dir: %v %v", entries, err)
+	}
+}

@@ -124,7 +124,7 @@ func newConfigValidateCmd(f *Factory) *cobra.Command {
 				return err
 			}
 			if !res.Valid {
-				return exitcode.With(exitcode.Usage, fmt.Errorf("%d problem(s) in the configuration", len(res.Problems)))
+				return fmt.Errorf("%d problem(s) in the configuration: %w", len(res.Problems), exitcode.ErrUsage)
 			}
 			return nil
 		},

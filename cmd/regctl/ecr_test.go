@@ -41,13 +41,13 @@ func TestECRThroughTheCLI(t *testing.T) {
 	}
 
 	// aws ecr set-repository-policy / get-repository-policy
-	c.ok("repo", "policy", "set", "game-server", "-f", "../../testdata/ecr/ecr-repository-policy.json")
+	c.ok("repo", "policy", "set", "game-server", "-f", testdataFile("ecr/ecr-repository-policy.json"))
 	if out := c.ok("repo", "policy", "get", "game-server"); !strings.Contains(out, "Statement") {
 		t.Errorf("policy get:\n%s", out)
 	}
 
 	// aws ecr put-lifecycle-policy: validated locally, put natively, unchanged the second time.
-	policy := "../../testdata/lifecycle/ecr-lifecycle-policy.json"
+	policy := testdataFile("lifecycle/ecr-lifecycle-policy.json")
 	if _, errOut, code := c.run("lifecycle", "apply", "-f", policy, "game-server"); code != exitcode.Usage || !strings.Contains(errOut, "pass --yes") {
 		t.Errorf("without --yes: exit %d %s", code, errOut)
 	}
@@ -73,8 +73,8 @@ func TestECRThroughTheCLI(t *testing.T) {
 	}
 
 	// aws ecr put-replication-configuration with the guide's file, unmodified; unchanged the second time.
-	c.ok("replication", "put", "-f", "../../testdata/ecr/ecr-replication-configuration.json")
-	if _, errOut, _ := c.run("replication", "put", "-f", "../../testdata/ecr/ecr-replication-configuration.json"); !strings.Contains(errOut, "unchanged") {
+	c.ok("replication", "put", "-f", testdataFile("ecr/ecr-replication-configuration.json"))
+	if _, errOut, _ := c.run("replication", "put", "-f", testdataFile("ecr/ecr-replication-configuration.json")); !strings.Contains(errOut, "unchanged") {
 		t.Errorf("second put: %s", errOut)
 	}
 	if out := c.ok("replication", "get", "-o", "json"); !strings.Contains(out, `"region": "ap-northeast-2"`) {

@@ -41,7 +41,7 @@ func readPolicyFile(f *Factory, path string) ([]byte, error) {
 	if path == "-" {
 		data, err = io.ReadAll(f.IO.In)
 	} else {
-		data, err = os.ReadFile(path)
+		data, err = os.ReadFile(f.inWorkDir(path))
 	}
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, exitcode.With(exitcode.NotFound, err)
@@ -99,7 +99,7 @@ func newLifecycleValidateCmd(f *Factory) *cobra.Command {
 				return err
 			}
 			if !res.Valid {
-				return exitcode.With(exitcode.Usage, fmt.Errorf("%s: %d problem(s)", file, len(res.Errors)))
+				return fmt.Errorf("%s: %d problem(s): %w", file, len(res.Errors), exitcode.ErrUsage)
 			}
 			return nil
 		},

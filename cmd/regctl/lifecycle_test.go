@@ -27,7 +27,7 @@ func writePolicy(t *testing.T, body string) string {
 
 func TestLifecycleValidate(t *testing.T) {
 	c := newCLI(t)
-	out := c.ok("lifecycle", "validate", "-f", "../../testdata/lifecycle/ecr-lifecycle-policy.json")
+	out := c.ok("lifecycle", "validate", "-f", testdataFile("lifecycle/ecr-lifecycle-policy.json"))
 	if !strings.Contains(out, "valid (4 rules)") || !strings.Contains(out, "warning: rules[0].selection.tagPrefixList: entries are ANDed") {
 		t.Errorf("seed policy:\n%s", out)
 	}

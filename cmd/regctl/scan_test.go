@@ -57,12 +57,12 @@ func TestScanThroughTheCLI(t *testing.T) {
 		t.Errorf("-o json:\n%s", out)
 	}
 	// The guide's Harbor policy as the gate, and its Rego image policy.
-	_, errOut, code = c.run(scanArgs(host+"/app:vulnerable", "--gate-policy", "../../testdata/scan/harbor-scan-policy.json")...)
+	_, errOut, code = c.run(scanArgs(host+"/app:vulnerable", "--gate-policy", testdataFile("scan/harbor-scan-policy.json"))...)
 	if code != exitcode.Violation || !strings.Contains(errOut, "HIGH: 4 findings, at most 0 allowed") {
 		t.Errorf("harbor gate: exit %d %s", code, errOut)
 	}
-	c.ok(scanArgs(host+"/app:clean", "--policy", "../../testdata/scan/image-policy.rego")...)
-	_, errOut, code = c.run(scanArgs(host+"/app:vulnerable", "--fail-on", "none", "--policy", "../../testdata/scan/image-policy.rego")...)
+	c.ok(scanArgs(host+"/app:clean", "--policy", testdataFile("scan/image-policy.rego"))...)
+	_, errOut, code = c.run(scanArgs(host+"/app:vulnerable", "--fail-on", "none", "--policy", testdataFile("scan/image-policy.rego"))...)
 	if code != exitcode.Violation || !strings.Contains(errOut, "Container must not run as root user") {
 		t.Errorf("policy denial: exit %d %s", code, errOut)
 	}
@@ -137,7 +137,7 @@ func TestScanGateNeverFailsOpen(t *testing.T) {
 		t.Errorf("default gate behind --severity LOW: exit %d %s", code, errOut)
 	}
 	// The annotation lookup fails: exit 1 naming it, not a pass of the base-image rule.
-	_, errOut, code = c.run(append([]string{"scan", host + "/app:clean", "--policy", "../../testdata/scan/image-policy.rego", "--skip-db-update"}, db[:2]...)...)
+	_, errOut, code = c.run(append([]string{"scan", host + "/app:clean", "--policy", testdataFile("scan/image-policy.rego"), "--skip-db-update"}, db[:2]...)...)
 	if code != exitcode.Error || !strings.Contains(errOut, "reading the annotations") || tagGets.Load() < 2 {
 		t.Errorf("failed annotation lookup: exit %d (tag reads %d) %s", code, tagGets.Load(), errOut)
 	}

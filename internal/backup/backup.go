@@ -201,7 +201,7 @@ func backupRepo(ctx context.Context, reg registry.Registry, s Store, repo string
 	for _, t := range tags {
 		desc, err := remote.Head(ref.Tag(t), opts...)
 		if err != nil {
-			if isNotFound(err) {
+			if registry.IsNotFound(err) {
 				continue // deleted since the listing
 			}
 			return nil, nil, fmt.Errorf("%s:%s: %w", repo, t, err)
@@ -399,14 +399,14 @@ func recordSettings(ctx context.Context, reg registry.Registry, repo string, rs 
 	if lp, ok := reg.(registry.LifecyclePolicies); ok {
 		if text, err := lp.GetLifecyclePolicy(ctx, repo); err == nil {
 			rs.setting(SettingLifecyclePolicy, text)
-		} else if !isNotFound(err) {
+		} else if !registry.IsNotFound(err) {
 			failed(SettingLifecyclePolicy, err)
 		}
 	}
 	if rp, ok := reg.(registry.RepositoryPolicies); ok {
 		if text, err := rp.GetRepositoryPolicy(ctx, repo); err == nil {
 			rs.setting(SettingRepositoryPolicy, text)
-		} else if !isNotFound(err) {
+		} else if !registry.IsNotFound(err) {
 			failed(SettingRepositoryPolicy, err)
 		}
 	}
@@ -447,5 +447,3 @@ func childrenFirst(descs []Descriptor, raws map[string][]byte) []Descriptor {
 	}
 	return out
 }
-
-func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }

@@ -18,7 +18,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/regctl-dev/regctl/internal/exitcode"
 	"github.com/regctl-dev/regctl/internal/registry"
 )
 
@@ -287,7 +286,7 @@ func pushBlob(ctx context.Context, s Store, repo name.Repository, b v1.Descripto
 	if l, err := remote.Layer(repo.Digest(b.Digest.String()), opts...); err == nil {
 		if _, err := l.Size(); err == nil {
 			return false, nil
-		} else if !isNotFound(err) {
+		} else if !registry.IsNotFound(err) {
 			return false, err
 		}
 	}
@@ -302,11 +301,6 @@ func pushBlob(ctx context.Context, s Store, repo name.Repository, b v1.Descripto
 		return false, fmt.Errorf("pushing blob %s: %w", b.Digest, err)
 	}
 	return true, nil
-}
-
-// isNotFound is a registry's "no such thing": a 404 on the data plane or a backend's not-found error.
-func isNotFound(err error) bool {
-	return registry.IsNotFound(err) || exitcode.Of(err) == exitcode.NotFound
 }
 
 // storedBlob is a blob in the store as a go-containerregistry layer, read (and verified) on demand.

@@ -386,8 +386,8 @@ func (e *ECR) EnsureRepository(ctx context.Context, repo string, spec registry.R
 		scanOnPush = cur.ImageScanningConfiguration.ScanOnPush
 	}
 	if spec.Encryption != "" && encryption != spec.Encryption {
-		return res, exitcode.With(exitcode.Usage, fmt.Errorf("%s: encryption is %s and ECR cannot change it after creation (asked for %s); create a new repository to change it",
-			repo, encryption, spec.Encryption))
+		return res, fmt.Errorf("%s: encryption is %s and ECR cannot change it after creation (asked for %s); create a new repository to change it: %w",
+			repo, encryption, spec.Encryption, exitcode.ErrUsage)
 	}
 	var changed []string
 	if scanOnPush != spec.ScanOnPush {
@@ -481,7 +481,8 @@ func (e *ECR) DeleteImage(ctx context.Context, repo string, digest v1.Hash) erro
 	if err != nil {
 		return classify(err)
 	}
-	for _, f := range out.Failures {
+	if len(out.Failures) > 0 { // one image asked for: its failure, if any, is the first
+		f := out.Failures[0]
 		if f.FailureCode == types.ImageFailureCodeImageNotFound {
 			return exitcode.With(exitcode.NotFound, fmt.Errorf("ecr BatchDeleteImage: %s@%s: %s", repo, digest, aws.ToString(f.FailureReason)))
 		}

@@ -2,6 +2,10 @@
 //
 // Packages below the CLI return ordinary errors wrapping the sentinels here (or registry/transport
 // errors); the CLI maps them with Of. Only main turns the code into os.Exit.
+//
+// One idiom per code: wrap the sentinel (fmt.Errorf("--key %q: ...: %w", k, exitcode.ErrUsage);
+// cmd's usageError does the same). With is for the cases a sentinel cannot say: exit 1 on purpose,
+// or overriding what a wrapped error would map to (a missing key file is bad input, not "not found").
 package exitcode
 
 import (

@@ -94,7 +94,7 @@ func Apply(ctx context.Context, reg registry.Registry, plan *RepoPlan, jobs int,
 			gone[d] = true
 			log.Info("deleted", "repository", plan.Repository, "digest", d)
 			return nil
-		case isNotFound(err):
+		case registry.IsNotFound(err):
 			res.AlreadyGone = append(res.AlreadyGone, d)
 			gone[d] = true
 			return nil
@@ -149,7 +149,7 @@ func Apply(ctx context.Context, reg registry.Registry, plan *RepoPlan, jobs int,
 func currentTags(ctx context.Context, reg registry.Registry, repo string, jobs int) (map[string][]string, error) {
 	tags, err := reg.Tags(ctx, repo)
 	if err != nil {
-		if isNotFound(err) {
+		if registry.IsNotFound(err) {
 			return map[string][]string{}, nil
 		}
 		return nil, err
@@ -166,7 +166,7 @@ func currentTags(ctx context.Context, reg registry.Registry, repo string, jobs i
 		g.Go(func() error {
 			d, err := remote.Head(ref.Tag(t), append(reg.Remote(), remote.WithContext(gctx))...)
 			if err != nil {
-				if isNotFound(err) {
+				if registry.IsNotFound(err) {
 					return nil
 				}
 				return err
@@ -179,8 +179,6 @@ func currentTags(ctx context.Context, reg registry.Registry, repo string, jobs i
 	}
 	return out, g.Wait()
 }
-
-func isNotFound(err error) bool { return registry.IsNotFound(err) }
 
 // Err summarises failures as one error (nil when nothing failed); it wraps the first underlying
 // error, so an authorisation failure still exits 4.

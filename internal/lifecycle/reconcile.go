@@ -142,15 +142,15 @@ func Reconcile(ctx context.Context, targets []Target, o ReconcileOptions) (*Outc
 		return out, exitcode.With(exitcode.Error, fmt.Errorf("the plan deletes %d images and the %d native policies to put expire %d more (their registry's preview), %d in all: more than --max-delete %d; nothing deleted, no policy put",
 			sum.Images, sum.NativePuts, sum.NativeExpires, sum.Images+sum.NativeExpires, o.MaxDelete))
 	case !o.Yes && o.Confirm == nil:
-		return out, exitcode.With(exitcode.Usage, fmt.Errorf("the plan deletes %d images (%d manifests) and puts %d native policies that expire %d images; not on a terminal, so pass --yes; nothing changed",
-			sum.Images, sum.Manifests, sum.NativePuts, sum.NativeExpires))
+		return out, fmt.Errorf("the plan deletes %d images (%d manifests) and puts %d native policies that expire %d images; not on a terminal, so pass --yes; nothing changed: %w",
+			sum.Images, sum.Manifests, sum.NativePuts, sum.NativeExpires, exitcode.ErrUsage)
 	case !o.Yes:
 		ok, err := o.Confirm(sum)
 		if err != nil {
 			return out, err
 		}
 		if !ok {
-			return out, exitcode.With(exitcode.Usage, errors.New("not confirmed; nothing deleted"))
+			return out, fmt.Errorf("not confirmed; nothing deleted: %w", exitcode.ErrUsage)
 		}
 	}
 

@@ -289,21 +289,8 @@ func (o *OCI) Images(ctx context.Context, repo string) ([]Image, error) {
 	}
 
 	// 2. manifests, breadth first through index children
-	wave := uniqueDigests(tagDigests)
-	for len(wave) > 0 {
-		if err := f.fetchManifests(wave); err != nil {
-			return nil, err
-		}
-		var next []v1.Hash
-		for _, d := range wave {
-			m := f.manifests[d]
-			for _, c := range m.Children {
-				if _, seen := f.manifests[c.Digest]; !seen && !containsHash(next, c.Digest) {
-					next = append(next, c.Digest)
-				}
-			}
-		}
-		wave = next
+	if err := f.fetchTree(uniqueDigests(tagDigests)); err != nil {
+		return nil, err
 	}
 
 	// 2b. OCI 1.1 referrers that no tag reaches (signatures, SBOMs pushed with the referrers API).
@@ -339,14 +326,26 @@ func (o *OCI) FetchManifests(ctx context.Context, repo string, digests []v1.Hash
 		return nil, err
 	}
 	f := &fetcher{o: o, repo: r, ctx: ctx, manifests: map[v1.Hash]*Manifest{}, configs: map[v1.Hash]*configInfo{}}
-	wave := digests
+	if err := f.fetchTree(digests); err != nil {
+		return nil, err
+	}
+	return f.manifests, nil
+}
+
+// fetchTree fetches the manifests of wave and, breadth first, every manifest their indexes list,
+// each once.
+func (f *fetcher) fetchTree(wave []v1.Hash) error {
 	for len(wave) > 0 {
 		if err := f.fetchManifests(wave); err != nil {
-			return nil, err
+			return err
 		}
 		var next []v1.Hash
 		for _, d := range wave {
-			for _, c := range f.manifests[d].Children {
+			m := f.manifests[d]
+			if m == nil { // skipped by fetchManifests (gone since it was listed)
+				continue
+			}
+			for _, c := range m.Children {
 				if _, seen := f.manifests[c.Digest]; !seen && !containsHash(next, c.Digest) {
 					next = append(next, c.Digest)
 				}
@@ -354,7 +353,7 @@ func (o *OCI) FetchManifests(ctx context.Context, repo string, digests []v1.Hash
 		}
 		wave = next
 	}
-	return f.manifests, nil
+	return nil
 }
 
 func uniqueDigests(m map[string]v1.Hash) []v1.Hash {

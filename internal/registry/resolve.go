@@ -117,14 +117,16 @@ func (r *Resolver) Reference(arg string) (Registry, name.Reference, error) {
 	if repo == "" {
 		return nil, nil, fmt.Errorf("%q names a registry, not an image (want REGISTRY/REPO[:TAG|@DIGEST]): %w", arg, exitcode.ErrUsage)
 	}
-	ref, err := name.ParseReference(reg.Host()+"/"+repo+suffix, nameOpts(reg)...)
+	ref, err := name.ParseReference(reg.Host()+"/"+repo+suffix, NameOptions(reg)...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%q: %v: %w", arg, err, exitcode.ErrUsage)
 	}
 	return reg, ref, nil
 }
 
-func nameOpts(reg Registry) []name.Option {
+// NameOptions are the go-containerregistry name options for references on reg: strict validation,
+// and plain HTTP when the registry is insecure.
+func NameOptions(reg Registry) []name.Option {
 	opts := []name.Option{name.StrictValidation}
 	if reg.Insecure() {
 		opts = append(opts, name.Insecure)
@@ -134,7 +136,7 @@ func nameOpts(reg Registry) []name.Option {
 
 // RepositoryRef returns the go-containerregistry repository for repo on reg.
 func RepositoryRef(reg Registry, repo string) (name.Repository, error) {
-	r, err := name.NewRepository(reg.Host()+"/"+repo, nameOpts(reg)...)
+	r, err := name.NewRepository(reg.Host()+"/"+repo, NameOptions(reg)...)
 	if err != nil {
 		return name.Repository{}, fmt.Errorf("repository %q: %v: %w", repo, err, exitcode.ErrUsage)
 	}

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+
+	"github.com/regctl-dev/regctl/internal/exitcode"
 )
 
 // RetryTransport retries requests that failed for a passing reason: 429, 502, 503, 504 and (for
@@ -154,9 +156,17 @@ func redactURL(r *http.Request) string {
 	return u.String()
 }
 
-// IsNotFound reports whether a registry answered "not there": HTTP 404, or the distribution error
-// codes MANIFEST_UNKNOWN, BLOB_UNKNOWN or NAME_UNKNOWN.
+// IsNotFound reports whether a registry answered "not there": HTTP 404, the distribution error
+// codes MANIFEST_UNKNOWN, BLOB_UNKNOWN or NAME_UNKNOWN, or a backend's own not-found (ECR's
+// ImageNotFoundException, Harbor's 404 JSON), which backends mark with exit code 5. The one check
+// every caller uses.
 func IsNotFound(err error) bool {
+	if err == nil {
+		return false
+	}
+	if exitcode.Of(err) == exitcode.NotFound {
+		return true
+	}
 	var terr *transport.Error
 	if !errors.As(err, &terr) {
 		return false
