@@ -15,6 +15,8 @@ FUZZTIME ?= 20s
 # listing, lifecycle apply, the in-process CLI): run a second time under the race detector, which
 # needs cgo (gcc), unlike the static build.
 RACE_PKGS ?= ./internal/backup/... ./internal/registry/... ./internal/lifecycle/... ./cmd/regctl/...
+# staticcheck (honnef.co/go/tools v0.8.2): .ci/run installs it; elsewhere it is taken from PATH.
+STATICCHECK ?= $(shell command -v staticcheck 2>/dev/null || echo $(HOME)/.cache/regctl-tools/bin/staticcheck)
 
 .PHONY: all build test unit race lint bench demo install fuzz clean
 
@@ -31,10 +33,12 @@ unit:
 race: ## the concurrent packages again under the race detector (needs gcc)
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 30m $(RACE_PKGS)
 
-lint: ## gofmt + go vet
+lint: ## gofmt + go vet + staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	@[ -x "$(STATICCHECK)" ] || { echo "staticcheck not found: go install honnef.co/go/tools/cmd/staticcheck@v0.8.2"; exit 1; }
+	$(STATICCHECK) ./...
 
 bench: build ## Go benchmarks (speed and memory), side by side with peer tools where installed; see docs/benchmarks.md
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./...
