@@ -275,3 +275,13 @@ func (c *Clock) Advance(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.U
 
 // Set sets the clock.
 func (c *Clock) Set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
+
+// Allow builds accesses from "resource:action" pairs: Allow("repository:pull", "repository:push").
+func Allow(pairs ...string) []Access {
+	out := make([]Access, 0, len(pairs))
+	for _, p := range pairs {
+		res, act, _ := strings.Cut(p, ":")
+		out = append(out, Access{Resource: res, Action: act})
+	}
+	return out
+}

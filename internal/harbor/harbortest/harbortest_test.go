@@ -162,12 +162,12 @@ func TestAuthAndRobots(t *testing.T) {
 	admin(t, s, "POST", "/api/v2.0/projects", `{"project_name":"team-a"}`)
 	admin(t, s, "POST", "/api/v2.0/projects", `{"project_name":"team-b"}`)
 	pushLogin, pushSecret := s.AddRobot(harbortest.Robot{Name: "ci", Level: "project", Permissions: []harbortest.Permission{
-		{Kind: "project", Namespace: "team-a", Access: []harbortest.Access{{"repository", "pull"}, {"repository", "push"}, {"artifact", "list"}, {"repository", "list"}}}}})
+		{Kind: "project", Namespace: "team-a", Access: harbortest.Allow("repository:pull", "repository:push", "artifact:list", "repository:list")}}})
 	if pushLogin != "robot$team-a+ci" {
 		t.Errorf("login %q", pushLogin)
 	}
 	pullLogin, pullSecret := s.AddRobot(harbortest.Robot{Name: "reader", Level: "project", Permissions: []harbortest.Permission{
-		{Kind: "project", Namespace: "team-a", Access: []harbortest.Access{{"repository", "pull"}}}}})
+		{Kind: "project", Namespace: "team-a", Access: harbortest.Allow("repository:pull")}}})
 
 	if code, _, _ := call(t, s, "admin", "wrong", "GET", "/api/v2.0/projects", ""); code != http.StatusUnauthorized {
 		t.Errorf("bad password: %d", code)
