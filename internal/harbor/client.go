@@ -177,6 +177,10 @@ func (c *client) doURL(ctx context.Context, r request, u *url.URL) (*answer, err
 	}
 	for _, s := range ok {
 		if resp.StatusCode == s {
+			if mt, _, err := mime.ParseMediaType(resp.Header.Get("Content-Type")); err == nil && (mt == "text/html" || mt == "application/xhtml+xml") {
+				// A proxy's or a login page sent with a success status: Harbor did not answer.
+				return nil, badAnswer(r.op, "%s %s: the answer is an HTML page, not Harbor's (a proxy's or a login page?)", r.method, u.EscapedPath())
+			}
 			return &answer{status: resp.StatusCode, header: resp.Header, body: b}, nil
 		}
 	}

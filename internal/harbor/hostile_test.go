@@ -1,0 +1,263 @@
+package harbor_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strings"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/regctl-dev/regctl/internal/config"
+	"github.com/regctl-dev/regctl/internal/exitcode"
+	"github.com/regctl-dev/regctl/internal/harbor"
+	"github.com/regctl-dev/regctl/internal/registry"
+	"github.com/regctl-dev/regctl/internal/registry/hostiletest"
+)
+
+const (
+	ctJSON  = "application/json"
+	digestA = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	digestB = "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+	pushed  = `"push_time":"2026-01-02T03:04:05.000Z","pull_time":"0001-01-01T00:00:00.000Z"`
+)
+
+var routes = []struct {
+	method string
+	path   *regexp.Regexp
+	op     string
+}{
+	{"GET", regexp.MustCompile(`^/api/v2.0/projects$`), "listProjects"},
+	{"POST", regexp.MustCompile(`^/api/v2.0/projects$`), "createProject"},
+	{"GET", regexp.MustCompile(`^/api/v2.0/projects/[^/]+$`), "getProject"},
+	{"PUT", regexp.MustCompile(`^/api/v2.0/projects/[^/]+$`), "updateProject"},
+	{"GET", regexp.MustCompile(`^/api/v2.0/projects/[^/]+/repositories$`), "listRepositories"},
+	{"GET", regexp.MustCompile(`^/api/v2.0/projects/[^/]+/repositories/[^/]+$`), "getRepository"},
+	{"GET", regexp.MustCompile(`^/api/v2.0/projects/[^/]+/repositories/[^/]+/artifacts$`), "listArtifacts"},
+	{"GET", regexp.MustCompile(`^/api/v2.0/projects/[^/]+/repositories/[^/]+/artifacts/[^/]+$`), "getArtifact"},
+	{"DELETE", regexp.MustCompile(`^/api/v2.0/projects/[^/]+/repositories/[^/]+/artifacts/[^/]+$`), "deleteArtifact"},
+}
+
+// valid are well-formed answers to the operations an operation under test also calls.
+var valid = map[string]hostiletest.Answer{
+	"listProjects":     hostiletest.JSON("valid", ctJSON, `[{"project_id":1,"name":"p"}]`),
+	"listRepositories": hostiletest.JSON("valid", ctJSON, `[{"id":1,"name":"p/app"}]`),
+	"getProject":       hostiletest.JSON("valid", ctJSON, `{"project_id":1,"name":"p","metadata":{"public":"false","auto_scan":"true"}}`),
+	"createProject":    {Name: "created", Status: http.StatusCreated, Header: http.Header{"Location": {"/api/v2.0/projects/2"}}},
+	"updateProject":    {Name: "updated", Status: http.StatusOK},
+	"getRepository":    hostiletest.JSON("valid", ctJSON, `{"id":1,"name":"p/app"}`),
+	"listArtifacts":    hostiletest.JSON("valid", ctJSON, `[{"digest":"`+digestA+`",`+pushed+`,"tags":[{"name":"v1"}]}]`),
+	"getArtifact":      hostiletest.JSON("valid", ctJSON, `{"digest":"`+digestB+`",`+pushed+`}`),
+	"deleteArtifact":   {Name: "deleted", Status: http.StatusOK},
+}
+
+// hostileHarbor answers op with a, every other operation validly; the data plane answers the
+// /v2/ ping and 404 for manifests.
+func hostileHarbor(t *testing.T, op string, a http.Handler, also map[string]hostiletest.Answer) *harbor.Harbor {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/v2") {
+			if r.URL.Path == "/v2/" {
+				return
+			}
+			http.Error(w, `{"errors":[{"code":"MANIFEST_UNKNOWN"}]}`, http.StatusNotFound)
+			return
+		}
+		for _, rt := range routes {
+			if rt.method == r.Method && rt.path.MatchString(r.URL.EscapedPath()) {
+				if rt.op == op {
+					a.ServeHTTP(w, r)
+				} else if o, ok := also[rt.op]; ok {
+					o.ServeHTTP(w, r)
+				} else {
+					valid[rt.op].ServeHTTP(w, r)
+				}
+				return
+			}
+		}
+		http.Error(w, `{"errors":[{"code":"NOT_FOUND","message":"not served here"}]}`, http.StatusNotFound)
+	}))
+	t.Cleanup(srv.Close)
+	reg, err := harbor.Open(context.Background(), "hostile", config.Registry{Type: harbor.Type, URL: srv.URL, Username: "robot$ci", Password: "s3cret"}, registry.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return reg.(*harbor.Harbor)
+}
+
+func harborError(status int, code string) hostiletest.Answer {
+	return hostiletest.Answer{Name: code, Status: status, ContentType: ctJSON, Body: []byte(`{"errors":[{"code":"` + code + `","message":"refused"}]}`)}
+}
+
+type hostileOp struct {
+	name, op, valid string
+	extra           hostiletest.Set
+	also            map[string]hostiletest.Answer // answers to other operations, instead of the valid ones
+	run             func(ctx context.Context, h *harbor.Harbor) (any, error)
+	codes           map[string]int
+	checks          map[string]func(*testing.T, any)
+}
+
+func n(want int) func(*testing.T, any) {
+	return func(t *testing.T, v any) {
+		t.Helper()
+		var got int
+		switch x := v.(type) {
+		case []string:
+			got = len(x)
+		case []registry.Image:
+			got = len(x)
+		}
+		if got != want {
+			t.Errorf("%d results, want %d: %+v", got, want, v)
+		}
+	}
+}
+
+func ensured(want registry.EnsureStatus) func(*testing.T, any) {
+	return func(t *testing.T, v any) {
+		t.Helper()
+		if got := v.(registry.ProjectResult).Status; got != want {
+			t.Errorf("status %q, want %q", got, want)
+		}
+	}
+}
+
+func with(m map[string]int, kv ...any) map[string]int {
+	out := map[string]int{}
+	for k, v := range m {
+		out[k] = v
+	}
+	for i := 0; i+1 < len(kv); i += 2 {
+		out[kv[i].(string)] = kv[i+1].(int)
+	}
+	return out
+}
+
+func hostileOps() []hostileOp {
+	auth := hostiletest.Set{harborError(http.StatusUnauthorized, "UNAUTHORIZED"), harborError(http.StatusForbidden, "FORBIDDEN")}
+	authCodes := map[string]int{"UNAUTHORIZED": exitcode.Auth, "FORBIDDEN": exitcode.Auth, "html-404": exitcode.NotFound}
+	// A list: [] is an empty list, a valid body under a wrong or no Content-Type is read as it is.
+	listCodes := with(authCodes, "json-array", 0, "wrong-type", 0, "no-type", 0)
+	linkLoop := hostiletest.Answer{Name: "link-loop", ContentType: ctJSON, Body: []byte(`[{"project_id":1,"name":"p"}]`),
+		Header: http.Header{"Link": {`</api/v2.0/projects?page=1&page_size=100>; rel="next"`}}}
+	linkElsewhere := hostiletest.Answer{Name: "link-elsewhere", ContentType: ctJSON, Body: []byte(`[{"project_id":1,"name":"p"}]`),
+		Header: http.Header{"Link": {`<https://127.0.0.1:1/api/v2.0/projects?page=2>; rel="next"`}}}
+	emptyWithNext := hostiletest.Answer{Name: "empty-page-with-next", ContentType: ctJSON, Body: []byte(`[]`),
+		Header: http.Header{"Link": {`</api/v2.0/projects?page=2&page_size=100>; rel="next"`}}}
+	badTotal := hostiletest.Answer{Name: "bad-total", ContentType: ctJSON, Body: []byte(`[]`), Header: http.Header{"X-Total-Count": {"many"}}}
+
+	var ops []hostileOp
+	ops = append(ops, hostileOp{name: "Repositories/listProjects", op: "listProjects", valid: `[{"project_id":1,"name":"p"}]`,
+		extra: auth.With(linkLoop, linkElsewhere, emptyWithNext, badTotal,
+			hostiletest.JSON("missing-name", ctJSON, `[{"project_id":1}]`),
+			hostiletest.JSON("objects", ctJSON, `[1,2]`)),
+		run:    func(ctx context.Context, h *harbor.Harbor) (any, error) { return h.Repositories(ctx, "") },
+		codes:  listCodes,
+		checks: map[string]func(*testing.T, any){"json-array": n(0), "wrong-type": n(1), "no-type": n(1)}})
+
+	ops = append(ops, hostileOp{name: "Repositories/listRepositories", op: "listRepositories", valid: `[{"id":1,"name":"p/app"}]`,
+		extra: auth.With(harborError(http.StatusNotFound, "NOT_FOUND"),
+			hostiletest.JSON("other-project", ctJSON, `[{"name":"q/app"}]`),
+			hostiletest.JSON("project-only", ctJSON, `[{"name":"p/"}]`)),
+		run:    func(ctx context.Context, h *harbor.Harbor) (any, error) { return h.Repositories(ctx, "p/") },
+		codes:  with(listCodes, "NOT_FOUND", exitcode.NotFound),
+		checks: map[string]func(*testing.T, any){"json-array": n(0), "wrong-type": n(1)}})
+
+	art := `{"digest":"` + digestA + `",` + pushed + `,"tags":[{"name":"v1"}]}`
+	ops = append(ops, hostileOp{name: "Images", op: "listArtifacts", valid: `[` + art + `]`,
+		extra: auth.With(harborError(http.StatusNotFound, "NOT_FOUND"),
+			hostiletest.JSON("missing-digest", ctJSON, `[{`+pushed+`}]`),
+			hostiletest.JSON("bad-digest", ctJSON, `[{"digest":"sha256:zz",`+pushed+`}]`),
+			hostiletest.JSON("no-push-time", ctJSON, `[{"digest":"`+digestA+`"}]`),
+			hostiletest.JSON("bad-push-time", ctJSON, `[{"digest":"`+digestA+`","push_time":"yesterday"}]`),
+			hostiletest.JSON("bad-pull-time", ctJSON, `[{"digest":"`+digestA+`","push_time":"2026-01-02T03:04:05Z","pull_time":7}]`),
+			hostiletest.JSON("bad-tag", ctJSON, `[{"digest":"`+digestA+`",`+pushed+`,"tags":[{"name":"-bad tag"}]}]`),
+			hostiletest.JSON("bad-child", ctJSON, `[{"digest":"`+digestA+`",`+pushed+`,"references":[{"child_digest":""}]}]`),
+			hostiletest.JSON("foreign-accessory", ctJSON, `[{"digest":"`+digestA+`",`+pushed+`,"accessories":[{"digest":"`+digestB+`","subject_artifact_digest":"sha256:cc"}]}]`),
+			hostiletest.JSON("negative-size", ctJSON, `[{"digest":"`+digestA+`",`+pushed+`,"size":-1}]`),
+			hostiletest.JSON("nulls", ctJSON, `[{"digest":"`+digestA+`",`+pushed+`,"size":null,"tags":null,"references":null,"accessories":null}]`)),
+		run:    func(ctx context.Context, h *harbor.Harbor) (any, error) { return h.Images(ctx, "p/app") },
+		codes:  with(listCodes, "NOT_FOUND", exitcode.NotFound, "nulls", 0),
+		checks: map[string]func(*testing.T, any){"json-array": n(0), "wrong-type": n(1), "no-type": n(1), "nulls": n(1)}})
+
+	proj := `{"project_id":1,"name":"p","metadata":{"public":"false","auto_scan":"true"}}`
+	ops = append(ops, hostileOp{name: "EnsureProject/getProject", op: "getProject", valid: proj,
+		extra: auth.With(harborError(http.StatusNotFound, "NOT_FOUND"),
+			hostiletest.JSON("other-project", ctJSON, `{"project_id":2,"name":"q"}`),
+			hostiletest.JSON("no-id", ctJSON, `{"name":"p"}`),
+			hostiletest.JSON("bad-allowlist", ctJSON, `{"project_id":1,"name":"p","cve_allowlist":{"items":[{}]}}`),
+			hostiletest.JSON("nulls", ctJSON, `{"project_id":1,"name":"p","metadata":{"auto_scan":null},"cve_allowlist":null}`)),
+		run: func(ctx context.Context, h *harbor.Harbor) (any, error) {
+			return h.EnsureProject(ctx, "p", registry.RepositorySpec{}, registry.ProjectSpec{ScanOnPush: bp(true)})
+		},
+		// Not found: created. A project without auto_scan has Harbor's default, false: updated.
+		codes: with(authCodes, "html-404", 0, "NOT_FOUND", 0, "wrong-type", 0, "no-type", 0, "nulls", 0),
+		checks: map[string]func(*testing.T, any){"html-404": ensured(registry.StatusCreated), "NOT_FOUND": ensured(registry.StatusCreated),
+			"wrong-type": ensured(registry.StatusUnchanged), "nulls": ensured(registry.StatusUpdated)}})
+
+	ops = append(ops, hostileOp{name: "EnsureProject/createProject", op: "createProject", valid: ``,
+		also: map[string]hostiletest.Answer{"getProject": harborError(http.StatusNotFound, "NOT_FOUND")},
+		extra: auth.With(harborError(http.StatusConflict, "CONFLICT"), harborError(http.StatusBadRequest, "BAD_REQUEST"),
+			hostiletest.Answer{Name: "created", Status: http.StatusCreated}),
+		run: func(ctx context.Context, h *harbor.Harbor) (any, error) {
+			return h.EnsureProject(ctx, "q", registry.RepositorySpec{}, registry.ProjectSpec{})
+		},
+		// Harbor answers 201; a 200 is not Harbor's answer. A 409 after getProject said "not found"
+		// means the answers disagree. A refused input is exit 2.
+		codes:  with(authCodes, "created", 0, "BAD_REQUEST", exitcode.Usage, "html-404", exitcode.NotFound),
+		checks: map[string]func(*testing.T, any){"created": ensured(registry.StatusCreated)}})
+
+	d, _ := v1.NewHash(digestA)
+	ops = append(ops, hostileOp{name: "DeleteImage", op: "deleteArtifact", valid: ``,
+		extra: auth.With(harborError(http.StatusNotFound, "NOT_FOUND"), harborError(http.StatusPreconditionFailed, "VIOLATE_FOREIGN_KEY_CONSTRAINT")),
+		run:   func(ctx context.Context, h *harbor.Harbor) (any, error) { return nil, h.DeleteImage(ctx, "p/app", d) },
+		// The answer has no body: whatever JSON comes with the 200 is not read; an HTML page is not Harbor's.
+		codes: with(authCodes, "NOT_FOUND", exitcode.NotFound, "empty-object", 0, "null", 0, "empty-body", 0, "json-array", 0,
+			"wrong-type", 0, "no-type", 0, "truncated", 0)})
+
+	ops = append(ops, hostileOp{name: "RepositorySettings", op: "getProject", valid: proj,
+		extra: auth.With(harborError(http.StatusNotFound, "NOT_FOUND")),
+		run:   func(ctx context.Context, h *harbor.Harbor) (any, error) { return h.RepositorySettings(ctx, "p/app") },
+		codes: with(authCodes, "NOT_FOUND", exitcode.NotFound, "wrong-type", 0, "no-type", 0)})
+	return ops
+}
+
+// TestHostileHarborAnswers runs every Harbor backend operation against every hostile answer to
+// the Harbor operation it reads (registry/hostiletest): no panic (there is no recover), the
+// documented exit code, and errors of exit 1 name the operation.
+func TestHostileHarborAnswers(t *testing.T) {
+	for _, op := range hostileOps() {
+		answers := hostiletest.Of(ctJSON, op.valid, registry.MaxOtherSize+1).With(op.extra...)
+		if op.valid == "" { // operations without a body: the reset and truncated answers need one
+			answers = hostiletest.Of(ctJSON, `{"ignored":true}`, registry.MaxOtherSize+1).With(op.extra...)
+		}
+		for _, a := range answers {
+			t.Run(op.name+"/"+a.Name, func(t *testing.T) {
+				h := hostileHarbor(t, op.op, a, op.also)
+				v, err := op.run(context.Background(), h)
+				want := exitcode.Error
+				if c, ok := op.codes[a.Name]; ok {
+					want = c
+				}
+				if got := exitcode.Of(err); got != want {
+					t.Fatalf("exit %d, want %d (err: %v; value %+v)", got, want, err, v)
+				}
+				if err != nil {
+					if want == exitcode.Error && !strings.Contains(err.Error(), op.op) {
+						t.Errorf("the error does not name %s: %v", op.op, err)
+					}
+					if strings.Contains(err.Error(), "s3cret") {
+						t.Errorf("the password is in the error: %v", err)
+					}
+					return
+				}
+				if check := op.checks[a.Name]; check != nil {
+					check(t, v)
+				}
+			})
+		}
+	}
+}
