@@ -388,3 +388,8 @@ func TestCredentials(t *testing.T) {
 		t.Errorf("untrusted TLS: %v", err)
 	}
 }
+
+func remoteWriteIndex(t *testing.T, h *harbor.Harbor, s string, idx v1.ImageIndex) error {
+	t.Helper()
+	return remote.WriteIndex(ref(t, h, s), idx, h.Remote()...)
+}

@@ -1,0 +1,84 @@
+package harbor_test
+
+import (
+	"maps"
+	"slices"
+	"strings"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+
+	"github.com/regctl-dev/regctl/internal/harbor/harbortest"
+	"github.com/regctl-dev/regctl/internal/registry"
+)
+
+// clientOperations are every Harbor API operation regctl's Harbor client calls.
+var clientOperations = []string{"createProject", "deleteArtifact", "getArtifact", "getProject", "getRepository",
+	"listArtifacts", "listProjects", "listRepositories", "updateProject"}
+
+// TestClientAgainstHarborsSpec drives every call of the Harbor client through the emulator with
+// the validator built from testdata/harbor/harbor-v2.0-swagger.yaml: each request must be an
+// operation of the spec with valid parameters and body, each answer valid for the operation.
+// A request the spec does not have is a bug in regctl, not in the spec.
+func TestClientAgainstHarborsSpec(t *testing.T) {
+	s := harbortest.Start(t) // validates; fails the test on any violation at cleanup too
+	h := open(t, s, s.Username, s.Password)
+	ps := registry.ProjectSpec{Public: bp(false), ScanOnPush: bp(true), PreventVulnerable: bp(true), Severity: "high",
+		ScanPolicy: policyFile(t), ScanPolicyName: "harbor-scan-policy.json"}
+	steps := []func() error{
+		func() error { _, err := h.EnsureProject(ctx, "game-server", registry.RepositorySpec{}, ps); return err },
+		func() error {
+			_, err := h.EnsureProject(ctx, "game-server", registry.RepositorySpec{}, registry.ProjectSpec{Severity: "critical"})
+			return err
+		},
+		func() error {
+			_, err := h.EnsureProject(ctx, "game-server/api", registry.RepositorySpec{}, registry.ProjectSpec{})
+			return err
+		},
+		func() error { _, err := h.RepositorySettings(ctx, "game-server/api"); return err },
+	}
+	for i, step := range steps {
+		if err := step(); err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+	}
+	base := labelled(t, empty.Image, "base")
+	idx := mutate.AppendManifests(empty.Index, mutate.IndexAddendum{Add: base, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}}})
+	if err := remoteWriteIndex(t, h, "game-server/nested/api:v1", idx); err != nil {
+		t.Fatal(err)
+	}
+	untagged := push(t, h, "game-server/nested/api:tmp", labelled(t, base, "a"))
+	push(t, h, "game-server/nested/api:tmp", labelled(t, base, "b"))
+	if _, err := h.Repositories(ctx, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Repositories(ctx, "game-server/"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Images(ctx, "game-server/nested/api"); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.DeleteImage(ctx, "game-server/nested/api", untagged); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.EnsureProject(ctx, "game-server/nested/api", registry.RepositorySpec{}, registry.ProjectSpec{}); err != nil {
+		t.Fatal(err)
+	}
+
+	v := s.Emulator().Validator()
+	if vs := v.Violations(); len(vs) > 0 {
+		t.Fatalf("requests or answers outside Harbor's spec:\n%s", strings.Join(vs, "\n"))
+	}
+	got := slices.Sorted(maps.Keys(v.Operations()))
+	if !slices.Equal(got, clientOperations) {
+		t.Errorf("operations validated %v, want every operation the client calls %v", got, clientOperations)
+	}
+	for _, r := range s.Requests() {
+		_, path, _ := strings.Cut(r, " ")
+		if !strings.HasPrefix(path, "/api/v2.0/") && !strings.HasPrefix(path, "/v2/") && path != "/v2" && !strings.HasPrefix(path, "/service/token") {
+			t.Errorf("a request outside Harbor's API and registry: %s", r)
+		}
+	}
+}
