@@ -193,14 +193,26 @@ func humanSize(n int64) string {
 func newRepoCreateCmd(f *Factory) *cobra.Command {
 	var spec registry.RepositorySpec
 	var tags []string
+	var public, preventVulnerable bool
+	var severity, scanPolicy string
 	cmd := &cobra.Command{
 		Use:   "create NAME...",
-		Short: "Create repositories (idempotent); on plain OCI registries validate names",
+		Short: "Create repositories (idempotent); on Harbor, projects with their settings; on plain OCI registries validate names",
 		Long: `Create repositories with the given settings; re-running is safe. Plain OCI registries create a
 repository on its first push: there the command checks the name, reports whether the repository
-exists ("exists") or not yet ("on-first-push"), and says that settings cannot be applied.`,
+exists ("exists") or not yet ("on-first-push"), and says that settings cannot be applied.
+
+On Harbor the first path segment is a project: the command creates the project (a repository inside
+it is created by its first push, and the message says so) with --public, --scan-on-push,
+--prevent-vulnerable, --severity and --scan-policy (a Harbor scan policy JSON such as the guide's
+harbor-scan-policy.json: its severities, prevent_vulnerable, scan_before_push and whitelist go onto
+the project's metadata and CVE allowlist; what Harbor cannot express is named in a note). An
+existing project with the same settings is "unchanged"; settings that differ are shown and updated.
+Settings not given are left as the project has them.`,
 		Example: `  regctl repo create prod/game-server prod/game-server/prometheus --scan-on-push --encryption AES256
-  regctl repo create local/game-server`,
+  regctl repo create local/game-server
+  regctl repo create harbor/game-server harbor/game-server-dev --public=false \
+      --scan-on-push --prevent-vulnerable --severity high --scan-policy harbor-scan-policy.json`,
 		Args: args(cobra.MinimumNArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			var err error
@@ -223,15 +235,55 @@ exists ("exists") or not yet ("on-first-push"), and says that settings cannot be
 			default:
 				return usageError(fmt.Errorf("--tag-mutability %q: must be MUTABLE or IMMUTABLE", spec.TagMutability))
 			}
+			fl := cmd.Flags()
+			var ps registry.ProjectSpec
+			if fl.Changed("public") {
+				ps.Public = &public
+			}
+			if fl.Changed("scan-on-push") {
+				ps.ScanOnPush = &spec.ScanOnPush
+			}
+			if fl.Changed("prevent-vulnerable") {
+				ps.PreventVulnerable = &preventVulnerable
+			}
+			switch strings.ToLower(severity) {
+			case "", "none", "low", "medium", "high", "critical":
+				ps.Severity = strings.ToLower(severity)
+			default:
+				return usageError(fmt.Errorf("--severity %q: must be none, low, medium, high or critical", severity))
+			}
+			if scanPolicy != "" {
+				if ps.ScanPolicy, err = readPolicyFile(f, scanPolicy); err != nil {
+					return fmt.Errorf("--scan-policy: %w", err)
+				}
+				ps.ScanPolicyName = scanPolicy
+			}
+			projectOnly := ps.Public != nil || ps.PreventVulnerable != nil || ps.Severity != "" || len(ps.ScanPolicy) > 0
 			type created struct {
 				Registry string `json:"registry"`
 				registry.EnsureResult
+				Changes []registry.SettingChange `json:"changes,omitempty"`
+				Notes   []string                 `json:"notes,omitempty"`
 			}
 			var results []created
 			for _, arg := range a {
 				reg, repo, err := f.repository(arg)
 				if err != nil {
 					return err
+				}
+				if pe, ok := reg.(registry.ProjectEnsurer); ok {
+					r, err := pe.EnsureProject(cmd.Context(), repo, spec, ps)
+					if err != nil {
+						return err
+					}
+					for _, n := range r.Notes {
+						f.Notef("%s/%s: note: %s", reg.Name(), repo, n)
+					}
+					results = append(results, created{Registry: reg.Name(), EnsureResult: r.EnsureResult, Changes: r.Changes, Notes: r.Notes})
+					continue
+				}
+				if projectOnly {
+					return usageError(fmt.Errorf("%s is a %s registry: --public, --prevent-vulnerable, --severity and --scan-policy are project settings (Harbor)", reg.Name(), reg.Type()))
 				}
 				r, err := reg.EnsureRepository(cmd.Context(), repo, spec)
 				if err != nil {
@@ -249,11 +301,15 @@ exists ("exists") or not yet ("on-first-push"), and says that settings cannot be
 		},
 	}
 	fl := cmd.Flags()
-	fl.BoolVar(&spec.ScanOnPush, "scan-on-push", false, "scan images when pushed (ECR)")
+	fl.BoolVar(&spec.ScanOnPush, "scan-on-push", false, "scan images when pushed (ECR; Harbor: the project's auto_scan)")
 	fl.StringVar(&spec.Encryption, "encryption", "", "AES256 or KMS (ECR; fixed at creation)")
 	fl.StringVar(&spec.KMSKey, "kms-key", "", "KMS key ARN or alias for --encryption KMS")
 	fl.StringVar(&spec.TagMutability, "tag-mutability", "", "MUTABLE or IMMUTABLE (ECR)")
 	fl.StringArrayVar(&tags, "tag", nil, "resource tag key=value (repeatable)")
+	fl.BoolVar(&public, "public", false, "Harbor: the project is public (anyone may pull)")
+	fl.BoolVar(&preventVulnerable, "prevent-vulnerable", false, "Harbor: block pulls of images with vulnerabilities at or above --severity")
+	fl.StringVar(&severity, "severity", "", "Harbor: the pull gate's severity: none, low, medium, high or critical")
+	fl.StringVar(&scanPolicy, "scan-policy", "", "Harbor: a scan policy JSON file (harbor-scan-policy.json) for the project's metadata and CVE allowlist")
 	return cmd
 }
 
