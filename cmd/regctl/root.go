@@ -17,6 +17,7 @@ import (
 	"github.com/regctl-dev/regctl/internal/config"
 	"github.com/regctl-dev/regctl/internal/ecr"
 	"github.com/regctl-dev/regctl/internal/exitcode"
+	"github.com/regctl-dev/regctl/internal/harbor"
 	"github.com/regctl-dev/regctl/internal/registry"
 	"github.com/regctl-dev/regctl/internal/ui"
 )
@@ -46,7 +47,7 @@ type Factory struct {
 
 // backends are the registry types this build has: the one list of them.
 func backends() []registry.Backend {
-	return []registry.Backend{registry.OCIBackend(), ecr.Backend()}
+	return []registry.Backend{registry.OCIBackend(), ecr.Backend(), harbor.Backend()}
 }
 
 // inWorkDir resolves a relative user path against the injected working directory, so in-process
