@@ -412,9 +412,8 @@ func (e *ECR) EnsureRepository(ctx context.Context, repo string, spec registry.R
 	return res, nil
 }
 
-// Images lists every image ECR has for repo (untagged ones too) with ECR's push and pull times;
-// manifests come from the data plane so indexes, platforms and referrers are linked as elsewhere.
-func (e *ECR) Images(ctx context.Context, repo string) ([]registry.Image, error) {
+// describeImages is every DescribeImages page of repo.
+func (e *ECR) describeImages(ctx context.Context, repo string) ([]types.ImageDetail, error) {
 	var details []types.ImageDetail
 	p := ecr.NewDescribeImagesPaginator(e.client, &ecr.DescribeImagesInput{RepositoryName: aws.String(repo), RegistryId: e.registryID()})
 	guard := tokenGuard{op: "DescribeImages"}
@@ -427,6 +426,40 @@ func (e *ECR) Images(ctx context.Context, repo string) ([]registry.Image, error)
 		if err := guard.next(page.NextToken); err != nil {
 			return nil, err
 		}
+	}
+	return details, nil
+}
+
+// Tags are the image tags DescribeImages reports, the same source as Images: a repository that
+// exists but holds nothing has no tags (the data plane's tag list would call it unknown).
+func (e *ECR) Tags(ctx context.Context, repo string) ([]string, error) {
+	details, err := e.describeImages(ctx, repo)
+	if err != nil {
+		return nil, err
+	}
+	tags := []string{}
+	seen := map[string]bool{}
+	for _, d := range details {
+		for _, t := range d.ImageTags {
+			if !registry.IsTag(t) {
+				return nil, fmt.Errorf("ecr DescribeImages: %s lists %q, which is not a tag: %w", repo, t, registry.ErrBadAnswer)
+			}
+			if !seen[t] {
+				seen[t] = true
+				tags = append(tags, t)
+			}
+		}
+	}
+	sort.Strings(tags)
+	return tags, nil
+}
+
+// Images lists every image ECR has for repo (untagged ones too) with ECR's push and pull times;
+// manifests come from the data plane so indexes, platforms and referrers are linked as elsewhere.
+func (e *ECR) Images(ctx context.Context, repo string) ([]registry.Image, error) {
+	details, err := e.describeImages(ctx, repo)
+	if err != nil {
+		return nil, err
 	}
 	tagDigests := map[string]v1.Hash{}
 	var digests []v1.Hash

@@ -9,8 +9,11 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"regexp"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -41,6 +44,7 @@ type OCIConfig struct {
 type OCI struct {
 	cfg  OCIConfig
 	opts []remote.Option
+	rt   http.RoundTripper // the data plane's transport (retries, answer limits), for raw list pages
 	// puller and pusher are shared by every call so that the /v2/ ping and the token exchange happen
 	// once per repository and scope, not once per request.
 	puller *remote.Puller
@@ -68,7 +72,7 @@ func NewOCI(c OCIConfig) *OCI {
 		c.UserAgent = "regctl"
 	}
 	rt := &RetryTransport{Base: &LimitTransport{Base: c.Transport}, Logger: c.Logger}
-	o := &OCI{cfg: c, opts: []remote.Option{
+	o := &OCI{cfg: c, rt: rt, opts: []remote.Option{
 		remote.WithTransport(rt),
 		remote.WithAuthFromKeychain(c.Keychain),
 		remote.WithUserAgent(c.UserAgent),
@@ -104,29 +108,114 @@ func (o *OCI) Repositories(ctx context.Context, prefix string) ([]string, error)
 	if err != nil {
 		return nil, err
 	}
-	call := "listing repositories of " + o.cfg.Host
-	c, err := o.puller.Catalogger(ctx, reg)
+	all, err := o.list(ctx, "listing repositories of "+o.cfg.Host, reg, reg.Scope(transport.PullScope), "/v2/_catalog")
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", call, err)
+		return nil, err
 	}
 	var out []string
-	pages := pageGuard{call: call}
-	for c.HasNext() {
-		page, err := c.Next(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", call, err)
-		}
-		for _, r := range page.Repos {
-			if strings.HasPrefix(r, prefix) {
-				out = append(out, r)
-			}
-		}
-		if err := pages.next(page.Next); err != nil {
-			return nil, err
+	for _, r := range all {
+		if strings.HasPrefix(r, prefix) {
+			out = append(out, r)
 		}
 	}
 	sort.Strings(out)
 	return out, nil
+}
+
+// list GETs every page of a tag list or the catalog (path), n entries a page: it follows the Link
+// header (same scheme and host only), and where a registry fills a page but sends no Link, it asks
+// for the rest with the distribution spec's last= continuation; each such page must list only
+// entries after the last one seen (lexical order). A registry that ignores last=
+// (go-containerregistry's in-memory catalog) ends in an error, not in a silently short list that
+// a backup or replicate would take for the whole registry.
+//
+// go-containerregistry's Lister and Catalogger are not used: they follow Link only, and they
+// check a Link's scheme against the host's default (http for loopback) rather than the one the
+// registry answered on, which fails every second page of a loopback registry served over TLS.
+func (o *OCI) list(ctx context.Context, call string, reg name.Registry, scope, path string) ([]string, error) {
+	auth, err := authn.Resolve(ctx, o.cfg.Keychain, reg)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", call, err)
+	}
+	tr, err := transport.NewWithContext(ctx, reg, auth, o.rt, []string{scope})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", call, err)
+	}
+	client := &http.Client{Transport: tr}
+	n := strconv.Itoa(o.cfg.PageSize)
+	next := (&url.URL{Scheme: reg.Scheme(), Host: reg.RegistryStr(), Path: path, RawQuery: url.Values{"n": {n}}.Encode()}).String()
+	var all []string
+	pages := pageGuard{call: call}
+	for after := ""; next != ""; {
+		page, link, err := listPage(ctx, client, next)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", call, err)
+		}
+		for _, e := range page {
+			if after != "" && e <= after {
+				return nil, fmt.Errorf("%s: the registry filled a page of %s without a Link to the next one, and answered last=%q with %q, which does not come after it: it ignores last=, so the listing stops at %d entries and may be incomplete: %w",
+					call, n, after, e, len(all), ErrBadAnswer)
+			}
+		}
+		all = append(all, page...)
+		after, next = "", link
+		if next == "" && len(page) == o.cfg.PageSize {
+			after = slices.Max(page)
+			next = (&url.URL{Scheme: reg.Scheme(), Host: reg.RegistryStr(), Path: path, RawQuery: url.Values{"n": {n}, "last": {after}}.Encode()}).String()
+		}
+		if next != "" {
+			if err := pages.next(next); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return all, nil
+}
+
+// listPage GETs one page of a tag list or catalog: its entries and the URL of the next page from a
+// Link header, resolved against the request and held to its scheme and host.
+func listPage(ctx context.Context, client *http.Client, u string) (entries []string, next string, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, "", err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, "", err
+	}
+	defer resp.Body.Close()
+	if err := transport.CheckError(resp, http.StatusOK); err != nil {
+		return nil, "", err
+	}
+	var page struct {
+		Tags         []string `json:"tags"`
+		Repositories []string `json:"repositories"`
+	}
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := json.Unmarshal(body, &page); err != nil {
+		return nil, "", fmt.Errorf("decoding the list: %v: %w", err, ErrBadAnswer)
+	}
+	entries = append(page.Tags, page.Repositories...)
+	link := resp.Header.Get("Link")
+	if link == "" {
+		return entries, "", nil
+	}
+	target, _, ok := strings.Cut(strings.TrimPrefix(strings.TrimSpace(link), "<"), ">")
+	if !ok || !strings.HasPrefix(strings.TrimSpace(link), "<") {
+		return nil, "", fmt.Errorf("a Link header that is not <url>; rel=\"next\": %q: %w", link, ErrBadAnswer)
+	}
+	lu, err := url.Parse(target)
+	if err != nil {
+		return nil, "", fmt.Errorf("a Link header whose URL does not parse: %v: %w", err, ErrBadAnswer)
+	}
+	lu = resp.Request.URL.ResolveReference(lu)
+	if lu.Host != resp.Request.URL.Host || lu.Scheme != resp.Request.URL.Scheme {
+		return nil, "", fmt.Errorf("the Link to the next page points at %s://%s, not at the registry it came from: %w", lu.Scheme, lu.Host, ErrBadAnswer)
+	}
+	return entries, lu.String(), nil
 }
 
 // maxPages bounds a paginated listing: a million entries at the page size of 100.
@@ -169,6 +258,10 @@ func redactQuery(u string) string {
 // tagRE is the distribution spec's tag grammar.
 var tagRE = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`)
 
+// IsTag reports whether s is a tag by the distribution spec's grammar: what a registry lists as a
+// tag is checked with it before it becomes part of a reference.
+func IsTag(s string) bool { return tagRE.MatchString(s) }
+
 // ErrBadAnswer marks an answer that breaks the protocol (exit 1): wrap it with what was wrong.
 var ErrBadAnswer = errors.New("malformed answer")
 
@@ -185,27 +278,17 @@ func (o *OCI) Tags(ctx context.Context, repo string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	call := "listing tags of " + r.String()
-	l, err := o.puller.Lister(ctx, r)
+	tags, err := o.list(ctx, "listing tags of "+r.String(), r.Registry, r.Scope(transport.PullScope), "/v2/"+r.RepositoryStr()+"/tags/list")
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", call, err)
+		return nil, err
 	}
-	tags := []string{}
-	pages := pageGuard{call: call}
-	for l.HasNext() {
-		page, err := l.Next(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", call, err)
+	for _, t := range tags {
+		if !tagRE.MatchString(t) {
+			return nil, fmt.Errorf("listing tags of %s: the registry listed %q, which is not a tag: %w", r, t, ErrBadAnswer)
 		}
-		for _, t := range page.Tags {
-			if !tagRE.MatchString(t) {
-				return nil, fmt.Errorf("%s: the registry listed %q, which is not a tag: %w", call, t, ErrBadAnswer)
-			}
-			tags = append(tags, t)
-		}
-		if err := pages.next(page.Next); err != nil {
-			return nil, err
-		}
+	}
+	if tags == nil {
+		tags = []string{}
 	}
 	sort.Strings(tags)
 	return tags, nil
