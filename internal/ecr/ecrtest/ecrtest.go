@@ -23,7 +23,6 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/regctl-dev/regctl/internal/awstest"
-	"github.com/regctl-dev/regctl/internal/lifecycle"
 	"github.com/regctl-dev/regctl/internal/localreg"
 )
 
@@ -44,8 +43,7 @@ type Server struct {
 	scanned     map[string]bool
 	repos       map[string]*repo
 	replication json.RawMessage
-	previews    map[string][]lifecycle.Decision // repo -> the last preview's decisions
-	previewImgs map[string][]image
+	previews    map[string][]previewResult // repo -> what the last preview acts on
 	token       string
 	pushed      map[string]time.Time // repo@digest -> first push
 	calls       map[string]int
@@ -73,7 +71,7 @@ var repoName = regexp.MustCompile(`^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(
 func Start(t *testing.T) *Server {
 	t.Helper()
 	s := &Server{repos: map[string]*repo{}, pushed: map[string]time.Time{}, calls: map[string]int{}, throttle: map[string]int{}, Now: time.Now,
-		findings: map[string][]Finding{}, scanned: map[string]bool{}, previews: map[string][]lifecycle.Decision{}, previewImgs: map[string][]image{}}
+		findings: map[string][]Finding{}, scanned: map[string]bool{}, previews: map[string][]previewResult{}}
 	tok := make([]byte, 16)
 	rand.Read(tok)
 	s.token = hex.EncodeToString(tok)
@@ -563,12 +561,9 @@ func (s *Server) putLifecyclePolicy(body []byte) (any, error) {
 	if err := decode(body, &in); err != nil {
 		return nil, err
 	}
-	if n := len([]rune(in.LifecyclePolicyText)); n < 100 || n > 30720 {
-		return nil, awstest.Errorf("InvalidParameterException", "Invalid parameter at 'lifecyclePolicyText' failed to satisfy constraint: 'Member must have length between 100 and 30720'")
-	}
-	policy, err := lifecycle.Parse([]byte(in.LifecyclePolicyText))
+	policy, err := lifecycleText(in.LifecyclePolicyText)
 	if err != nil {
-		return nil, awstest.Errorf("InvalidParameterException", "Invalid parameter at 'LifecyclePolicyText' failed to satisfy constraint: 'Lifecycle policy validation failure: %v'", err)
+		return nil, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -576,9 +571,8 @@ func (s *Server) putLifecyclePolicy(body []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	// ECR stores the policy with its rules re-ordered by priority.
-	canon, _ := lifecycle.Canonical(policy)
-	r.Lifecycle, r.LifecycleAt = string(canon), s.Now().UTC()
+	// ECR stores the policy compact, its rules re-ordered by priority.
+	r.Lifecycle, r.LifecycleAt = storedLifecycle(in.LifecyclePolicyText, policy), s.Now().UTC()
 	return map[string]any{"registryId": Account, "repositoryName": r.Name, "lifecyclePolicyText": r.Lifecycle}, nil
 }
 
@@ -718,9 +712,17 @@ func (s *Server) describeImageScanFindings(body []byte) (any, error) {
 	return resp, nil
 }
 
-// startPreview evaluates the policy as the service does: every listed image, untagged platform
-// manifests of an index included, without the client-side graph protection regctl adds (the gap
-// aws/containers-roadmap#2613 reports), so tests can see regctl flag a disagreement.
+// previewResult is one image a preview acts on, as GetLifecyclePolicyPreview lists it.
+type previewResult struct {
+	image
+	lcResult
+}
+
+// startPreview evaluates the policy with the emulator's own model of ECR (lifecycle.go) over every
+// listed image, the untagged platform manifests of an index included. The preview does not apply
+// the manifest-list guard (A.3.1 rule 6): aws/containers-roadmap#2613 and third-party notes report
+// that ECR enforces it only when it deletes, so children of an index can appear in a preview, and
+// tests can see regctl, which protects them, flag the disagreement.
 func (s *Server) startPreview(body []byte) (any, error) {
 	var in struct{ RepositoryName, LifecyclePolicyText string }
 	if err := decode(body, &in); err != nil {
@@ -728,29 +730,41 @@ func (s *Server) startPreview(body []byte) (any, error) {
 	}
 	s.mu.Lock()
 	r, ok := s.repos[in.RepositoryName]
+	var stored string
+	if ok {
+		stored = r.Lifecycle
+	}
 	s.mu.Unlock()
 	if !ok {
 		return nil, notFound(in.RepositoryName)
 	}
 	text := in.LifecyclePolicyText
 	if text == "" {
-		text = r.Lifecycle
+		// "If you do not specify a policy, the current policy for the repository is used."
+		if stored == "" {
+			return nil, awstest.Errorf("LifecyclePolicyNotFoundException", "Lifecycle policy does not exist for the repository with name '%s' in the registry with id '%s'", in.RepositoryName, Account)
+		}
+		text = stored
 	}
-	p, err := lifecycle.Parse([]byte(text))
+	p, err := lifecycleText(text)
 	if err != nil {
-		return nil, awstest.Errorf("InvalidParameterException", "Invalid parameter at 'LifecyclePolicyText' failed to satisfy constraint: 'Lifecycle policy validation failure: %v'", err)
+		return nil, err
 	}
 	imgs, err := s.images(in.RepositoryName)
 	if err != nil {
 		return nil, err
 	}
-	lc := make([]lifecycle.Image, len(imgs))
+	lc := make([]lcImage, len(imgs))
 	for i, im := range imgs {
-		lc[i] = lifecycle.Image{ID: im.digest, Tags: im.tags, PushedAt: im.pushed}
+		// No archive tier in the emulator: every image is ACTIVE in standard storage, never pulled.
+		lc[i] = lcImage{Digest: im.digest, Tags: im.tags, PushedAt: im.pushed}
+	}
+	var results []previewResult
+	for _, res := range lcEvaluate(p, lc, s.Now()) {
+		results = append(results, previewResult{image: imgs[res.Index], lcResult: res})
 	}
 	s.mu.Lock()
-	s.previews[in.RepositoryName] = lifecycle.Evaluate(p, lc, s.Now())
-	s.previewImgs[in.RepositoryName] = imgs
+	s.previews[in.RepositoryName] = results
 	s.mu.Unlock()
 	return map[string]any{"registryId": Account, "repositoryName": in.RepositoryName, "lifecyclePolicyText": text, "status": "IN_PROGRESS"}, nil
 }
@@ -764,15 +778,18 @@ func (s *Server) getPreview(body []byte) (any, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ds, ok := s.previews[in.RepositoryName]
+	all, ok := s.previews[in.RepositoryName]
 	if !ok {
 		return nil, awstest.Errorf("LifecyclePolicyPreviewNotFoundException", "There is no dry run for the repository with name '%s' in the registry with id '%s'", in.RepositoryName, Account)
 	}
-	imgs := s.previewImgs[in.RepositoryName]
-	var keys []string
-	for i, d := range ds {
-		if d.Action != lifecycle.DecisionKeep {
-			keys = append(keys, fmt.Sprint(i))
+	keys := make([]string, len(all))
+	expiring, transitioning := 0, 0
+	for i, res := range all {
+		keys[i] = fmt.Sprint(i)
+		if res.Type == "TRANSITION" {
+			transitioning++
+		} else {
+			expiring++
 		}
 	}
 	page, next := paginate(keys, in.NextToken, 0, 2)
@@ -780,11 +797,24 @@ func (s *Server) getPreview(body []byte) (any, error) {
 	for _, k := range page {
 		var i int
 		fmt.Sscanf(k, "%d", &i)
-		results = append(results, map[string]any{"imageDigest": ds[i].ImageID, "imageTags": imgs[i].tags, "imagePushedAt": epoch(imgs[i].pushed),
-			"action": map[string]any{"type": strings.ToUpper(ds[i].Action)}, "appliedRulePriority": ds[i].RulePriority})
+		res := all[i]
+		action := map[string]any{"type": res.Type}
+		if res.Target != "" {
+			action["targetStorageClass"] = res.Target
+		}
+		out := map[string]any{"imageDigest": res.digest, "imagePushedAt": epoch(res.pushed), "action": action,
+			"appliedRulePriority": res.Priority, "storageClass": "STANDARD"}
+		if len(res.tags) > 0 {
+			out["imageTags"] = res.tags
+		}
+		results = append(results, out)
+	}
+	summary := map[string]any{"expiringImageTotalCount": expiring}
+	if transitioning > 0 {
+		summary["transitioningImageTotalCounts"] = []any{map[string]any{"imageTotalCount": transitioning, "targetStorageClass": "ARCHIVE"}}
 	}
 	resp := map[string]any{"registryId": Account, "repositoryName": in.RepositoryName, "status": "COMPLETE",
-		"previewResults": results, "summary": map[string]any{"expiringImageTotalCount": len(keys)}}
+		"previewResults": results, "summary": summary}
 	if next != "" {
 		resp["nextToken"] = next
 	}
