@@ -6,10 +6,8 @@ import (
 	"io/fs"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -17,30 +15,44 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/regctl-dev/regctl/internal/benchproc"
 	"github.com/regctl-dev/regctl/internal/localreg/localregtest"
 	"github.com/regctl-dev/regctl/internal/registry"
 	"github.com/regctl-dev/regctl/internal/sample"
 )
 
-// benchRegistry holds 12 repositories x 3 tags; every image shares one 4 MiB base layer and has a
-// small layer of its own, as images built from one base do.
+// The shape of the issue's measurement: 30 repositories x 4 tags, every image a shared 20 MiB base
+// layer plus 1 MiB of its own (142 MiB of distinct content).
+const (
+	benchRepos   = 30
+	benchTags    = 4
+	benchBaseMiB = 20
+	benchOwnMiB  = 1
+)
+
+func randomBytes(rnd *rand.Rand, n int) []byte {
+	out := make([]byte, n)
+	for i := range out {
+		out[i] = byte(rnd.Uint32())
+	}
+	return out
+}
+
+// benchRegistry holds benchRepos x benchTags images from one base, as images built from one base
+// do; incompressible content, so gzip does not hide the sizes.
 func benchRegistry(b *testing.B) (*localregtest.Server, []string) {
 	b.Helper()
 	srv := localregtest.Start(b)
 	reg, _ := registry.NewResolver(nil, registry.Options{}).Registry(srv.Host)
 	rnd := rand.New(rand.NewPCG(1, 2))
-	base := make([]byte, 4<<20)
-	for i := range base {
-		base[i] = byte(rnd.Uint32())
-	}
-	baseLayer, _ := sample.Layer(map[string][]byte{"base.bin": base})
+	baseLayer, _ := sample.Layer(map[string][]byte{"base.bin": randomBytes(rnd, benchBaseMiB<<20)})
 	var repos []string
-	for r := 0; r < 12; r++ {
+	for r := 0; r < benchRepos; r++ {
 		repo := fmt.Sprintf("svc/app%02d", r)
 		repos = append(repos, repo)
 		ref, _ := registry.RepositoryRef(reg, repo)
-		for tg := 0; tg < 3; tg++ {
-			own, _ := sample.Layer(map[string][]byte{"app.txt": []byte(fmt.Sprintf("%s %d", repo, tg))})
+		for tg := 0; tg < benchTags; tg++ {
+			own, _ := sample.Layer(map[string][]byte{"app.bin": randomBytes(rnd, benchOwnMiB<<20)})
 			img, _ := mutate.AppendLayers(mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON), baseLayer, own)
 			if err := sample.Push(context.Background(), ref.Tag(fmt.Sprintf("v%d", tg)), img, reg.Remote()...); err != nil {
 				b.Fatal(err)
@@ -57,29 +69,17 @@ type peerRun struct {
 }
 
 // runPeer runs the commands one after another and returns their total wall time and the largest
-// peak RSS, as /usr/bin/time reports it (wait4's rusage when it is not installed).
+// peak RSS.
 func runPeer(b *testing.B, dir string, env []string, cmds [][]string) (peerRun, error) {
 	b.Helper()
 	var r peerRun
-	timeBin, _ := exec.LookPath("time")
 	for _, argv := range cmds {
-		if timeBin != "" {
-			argv = append([]string{timeBin, "-f", "regctl-bench-maxrss=%M"}, argv...)
-		}
-		cmd := exec.Command(argv[0], argv[1:]...)
-		cmd.Env = append(os.Environ(), env...)
-		cmd.Dir = dir
-		start := time.Now()
-		out, err := cmd.CombinedOutput()
+		res, err := benchproc.Run(dir, env, argv...)
 		if err != nil {
-			return r, fmt.Errorf("%s: %v\n%s", strings.Join(argv, " "), err, out)
+			return r, err
 		}
-		r.wall += time.Since(start)
-		kb := float64(cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss)
-		if i := strings.LastIndex(string(out), "regctl-bench-maxrss="); i >= 0 {
-			fmt.Sscanf(string(out[i:]), "regctl-bench-maxrss=%f", &kb)
-		}
-		r.maxRSSMB = max(r.maxRSSMB, kb/1024)
+		r.wall += res.Wall
+		r.maxRSSMB = max(r.maxRSSMB, res.MaxRSSMB)
 	}
 	return r, nil
 }
@@ -97,15 +97,7 @@ func duBytes(dir string) int64 {
 	return n
 }
 
-func tool(env, name string) string {
-	if p := os.Getenv(env); p != "" {
-		return p
-	}
-	p, _ := exec.LookPath(name)
-	return p
-}
-
-// BenchmarkBackupVsPeers runs regctl's backup, `skopeo sync` and `oras backup` as processes on the
+// BenchmarkBackupVsPeers runs regctl's backup, `crane pull --format oci`, `skopeo sync` and `oras backup` as processes on the
 // same registry, first into an empty destination and then again unchanged, and reports wall time,
 // bytes in the destination and peak RSS of each. make bench builds bin/regctl first.
 func BenchmarkBackupVsPeers(b *testing.B) {
@@ -125,19 +117,23 @@ func BenchmarkBackupVsPeers(b *testing.B) {
 			return [][]string{{regctl, "backup", srv.Host, "--to", dest, "--repos", "svc/*"}}
 		},
 	}
-	if skopeo := tool("REGCTL_TEST_SKOPEO", "skopeo"); skopeo != "" {
+	if skopeo := benchproc.Tool("REGCTL_TEST_SKOPEO", "skopeo"); skopeo != "" {
 		list := filepath.Join(home, "sync.yaml")
 		var y strings.Builder
 		fmt.Fprintf(&y, "%s:\n  tls-verify: false\n  images:\n", srv.Host)
 		for _, r := range repos {
-			fmt.Fprintf(&y, "    %s: [v0, v1, v2]\n", r)
+			var tags []string
+			for tg := 0; tg < benchTags; tg++ {
+				tags = append(tags, fmt.Sprintf("v%d", tg))
+			}
+			fmt.Fprintf(&y, "    %s: [%s]\n", r, strings.Join(tags, ", "))
 		}
 		os.WriteFile(list, []byte(y.String()), 0o644)
 		tools["skopeo-sync"] = func(dest string) [][]string {
 			return [][]string{{skopeo, "sync", "--src", "yaml", "--dest", "dir", "--scoped", list, dest}}
 		}
 	}
-	if oras := tool("REGCTL_TEST_ORAS", "oras"); oras != "" {
+	if oras := benchproc.Tool("REGCTL_TEST_ORAS", "oras"); oras != "" {
 		tools["oras-backup"] = func(dest string) [][]string {
 			var cmds [][]string
 			for _, r := range repos {
@@ -146,7 +142,18 @@ func BenchmarkBackupVsPeers(b *testing.B) {
 			return cmds
 		}
 	}
-	for _, name := range []string{"regctl", "skopeo-sync", "oras-backup"} {
+	if crane := benchproc.Tool("REGCTL_TEST_CRANE", "crane"); crane != "" {
+		tools["crane-pull"] = func(dest string) [][]string {
+			argv := []string{crane, "pull", "--insecure", "--format", "oci"}
+			for _, r := range repos {
+				for tg := 0; tg < benchTags; tg++ {
+					argv = append(argv, fmt.Sprintf("%s/%s:v%d", srv.Host, r, tg))
+				}
+			}
+			return [][]string{append(argv, dest)}
+		}
+	}
+	for _, name := range []string{"regctl", "crane-pull", "skopeo-sync", "oras-backup"} {
 		argv, ok := tools[name]
 		if !ok {
 			continue

@@ -1,0 +1,70 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/regctl-dev/regctl/internal/benchproc"
+	"github.com/regctl-dev/regctl/internal/localreg/localregtest"
+	"github.com/regctl-dev/regctl/internal/scan/scantest"
+)
+
+// BenchmarkProcessStart runs commands as processes, as a user or a CI step does, and reports wall
+// time per run and peak RSS (wait4's rusage): regctl version, regctl repo list on the in-process
+// registry and regctl scan of a small image with a local DB, beside crane version and
+// trivy --version in the same run where those are installed (REGCTL_TEST_CRANE, REGCTL_TEST_TRIVY
+// or PATH). make bench builds bin/regctl first (REGCTL_BENCH_BIN overrides it).
+func BenchmarkProcessStart(b *testing.B) {
+	regctl := os.Getenv("REGCTL_BENCH_BIN")
+	if regctl == "" {
+		regctl = "../../bin/regctl"
+	}
+	regctl, _ = filepath.Abs(regctl)
+	if _, err := os.Stat(regctl); err != nil {
+		b.Skip("bin/regctl not built (make bench builds it)")
+	}
+	host := localregtest.Start(b).Host
+	now := time.Now()
+	cache := b.TempDir()
+	scantest.BuildDB(b, cache, now.Add(-time.Hour), now.Add(23*time.Hour))
+	scantest.Push(b, host+"/app:clean", scantest.CleanImage(b, scantest.ImageConfig{User: "app"}))
+	home := b.TempDir()
+	cfg := filepath.Join(home, "regctl.yaml")
+	if err := os.WriteFile(cfg, []byte("default_registry: local\nregistries:\n  local:\n    type: oci\n    url: http://"+host+"\n"), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	type run struct {
+		name string
+		argv []string
+	}
+	cases := []run{
+		{"regctl-version", []string{regctl, "version"}},
+		{"regctl-repo-list", []string{regctl, "--config", cfg, "repo", "list"}},
+		{"regctl-scan", []string{regctl, "scan", host + "/app:clean", "--cache-dir", cache, "--skip-db-update"}},
+	}
+	if crane := benchproc.Tool("REGCTL_TEST_CRANE", "crane"); crane != "" {
+		cases = append(cases, run{"crane-version", []string{crane, "version"}})
+	}
+	if trivy := benchproc.Tool("REGCTL_TEST_TRIVY", "trivy"); trivy != "" {
+		cases = append(cases, run{"trivy-version", []string{trivy, "--version"}})
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			var maxRSS float64
+			for b.Loop() {
+				res, err := benchproc.Run(home, []string{"HOME=" + home}, c.argv...)
+				if err != nil {
+					b.Fatal(err)
+				}
+				maxRSS = max(maxRSS, res.MaxRSSMB)
+			}
+			b.ReportMetric(maxRSS, "maxRSS-MB")
+		})
+	}
+	if fi, err := os.Stat(regctl); err == nil {
+		b.Logf("bin/regctl: %s", fmt.Sprintf("%.1f MB", float64(fi.Size())/1e6))
+	}
+}

@@ -1,0 +1,58 @@
+// Package benchproc runs a command as a process for the benchmarks that compare regctl with peer
+// tools, and reports its wall time and peak RSS.
+package benchproc
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Result is one process run.
+type Result struct {
+	Wall     time.Duration
+	MaxRSSMB float64
+	Output   []byte
+}
+
+const marker = "regctl-bench-maxrss="
+
+// Run runs argv in dir with env (added to this process's environment). Peak RSS comes from GNU
+// time's %M when /usr/bin/time is installed: wait4's own figure is wrong for a child Go starts,
+// because Go starts children with vfork and Linux carries the parent's high-water mark across the
+// exec, so every tool would report the benchmark binary's size.
+func Run(dir string, env []string, argv ...string) (Result, error) {
+	timeBin, _ := exec.LookPath("time")
+	full := argv
+	if timeBin != "" {
+		full = append([]string{timeBin, "-f", marker + "%M"}, argv...)
+	}
+	cmd := exec.Command(full[0], full[1:]...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Dir = dir
+	start := time.Now()
+	out, err := cmd.CombinedOutput()
+	r := Result{Wall: time.Since(start), Output: out}
+	if err != nil {
+		return r, fmt.Errorf("%s: %v\n%s", strings.Join(argv, " "), err, out)
+	}
+	kb := float64(cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss)
+	if i := strings.LastIndex(string(out), marker); i >= 0 {
+		fmt.Sscanf(string(out[i:]), marker+"%f", &kb)
+		r.Output = out[:i]
+	}
+	r.MaxRSSMB = kb / 1024
+	return r, nil
+}
+
+// Tool is the path of a peer tool: the environment variable env names it, else name on PATH, else "".
+func Tool(env, name string) string {
+	if p := os.Getenv(env); p != "" {
+		return p
+	}
+	p, _ := exec.LookPath(name)
+	return p
+}
