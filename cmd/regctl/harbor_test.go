@@ -4,12 +4,16 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/regctl-dev/regctl/internal/exitcode"
 	"github.com/regctl-dev/regctl/internal/harbor"
 	"github.com/regctl-dev/regctl/internal/harbor/harbortest"
+	"github.com/regctl-dev/regctl/internal/lifecycle"
 	"github.com/regctl-dev/regctl/internal/localreg/localregtest"
 	"github.com/regctl-dev/regctl/internal/registry"
 )
@@ -105,5 +109,92 @@ func TestHarborRepoCreateAsTheGuide(t *testing.T) {
 	}
 	if _, _, code := c.run("repo", "images", "harbor/nosuch/app"); code != exitcode.NotFound {
 		t.Errorf("missing project: exit %d", code)
+	}
+}
+
+// TestHarborLifecycleApply: the client-side ECR-semantics engine on Harbor, ages from Harbor's
+// push_time, deleting through the artifact API, with the same --dry-run / --yes / --max-delete
+// rules as on any registry.
+func TestHarborLifecycleApply(t *testing.T) {
+	var mu sync.Mutex
+	clock := fixedNow.Add(-5 * 24 * time.Hour)
+	s := harbortest.Start(t, harbortest.Options{Now: func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		clock = clock.Add(time.Minute) // each push is later than the one before
+		return clock
+	}})
+	c := newCLI(t, "HARBOR_TOKEN="+s.Password)
+	cfg := "default_registry: harbor\nregistries:\n  harbor:\n    type: harbor\n    url: " + s.URL + "\n    username: admin\n    password_env: HARBOR_TOKEN\n"
+	if err := os.WriteFile(filepath.Join(c.workDir, "regctl.yaml"), []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c.ok("repo", "create", "harbor/game-server")
+	repo := "harbor/game-server/app"
+	c.ok("registry", "seed", repo)
+	policy := writePolicy(t, keepTwoReleases)
+
+	var plans []*lifecycle.RepoPlan
+	if err := json.Unmarshal([]byte(c.ok("lifecycle", "preview", "-f", policy, repo, "-o", "json")), &plans); err != nil {
+		t.Fatal(err)
+	}
+	// Pushed 5 days ago in seed order: v1.0.0 is the oldest release; staging, dev, latest (with its
+	// platforms and signature) and the untagged manifest Harbor lists are older than a day.
+	if len(plans) != 1 || plans[0].Summary.Expire != 5 {
+		t.Fatalf("plan: %+v", plans)
+	}
+	// Digests, not the whole listing: reading manifests moves Harbor's pull_time.
+	digests := func() []string {
+		var imgs []registry.Image
+		if err := json.Unmarshal([]byte(c.ok("repo", "images", repo, "-o", "json")), &imgs); err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, img := range imgs {
+			out = append(out, img.Digest.String())
+		}
+		slices.Sort(out)
+		return out
+	}
+	before := digests()
+	if len(before) != 10 {
+		t.Fatalf("seeded %d images, want 10 (Harbor lists the untagged one)", len(before))
+	}
+	if _, errOut, code := c.run("lifecycle", "apply", "-f", policy, repo, "--yes", "--max-delete", "3"); code != exitcode.Error || !strings.Contains(errOut, "nothing deleted") {
+		t.Errorf("--max-delete: exit %d %s", code, errOut)
+	}
+	c.ok("lifecycle", "apply", "-f", policy, repo, "--dry-run")
+	if after := digests(); !slices.Equal(after, before) {
+		t.Fatal("something was deleted by a refused or dry run")
+	}
+	var res lifecycle.Outcome
+	if err := json.Unmarshal([]byte(c.ok("lifecycle", "apply", "-f", policy, repo, "--yes", "-o", "json")), &res); err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Results) != 1 || len(res.Results[0].Failed) != 0 || len(res.Results[0].Deleted) == 0 {
+		t.Fatalf("apply: %+v", res.Results)
+	}
+	var left []registry.Image
+	if err := json.Unmarshal([]byte(c.ok("repo", "images", repo, "-o", "json")), &left); err != nil {
+		t.Fatal(err)
+	}
+	var tags []string
+	for _, img := range left {
+		if img.PushedAtSource != registry.SourceHarbor {
+			t.Errorf("%s: time from %q, want Harbor's push_time", img.Digest, img.PushedAtSource)
+		}
+		tags = append(tags, img.Tags...)
+	}
+	slices.Sort(tags)
+	if len(left) != 2 || !slices.Equal(tags, []string{"v1.0.1", "v1.0.2"}) {
+		t.Errorf("left %d images with tags %v, want v1.0.1 and v1.0.2", len(left), tags)
+	}
+	for _, r := range s.Requests() {
+		if strings.HasPrefix(r, "DELETE /v2/") {
+			t.Errorf("deleted through the data plane, not Harbor's artifact API: %s", r)
+		}
+	}
+	if out := c.ok("lifecycle", "apply", "-f", policy, repo, "--yes"); !strings.Contains(out, "nothing to do") {
+		t.Errorf("re-run:\n%s", out)
 	}
 }

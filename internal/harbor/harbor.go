@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -336,6 +337,22 @@ func (h *Harbor) Images(ctx context.Context, repo string) ([]registry.Image, err
 			}
 			accessories[ad] = acc{subject: d, typ: ac.Type, created: created}
 			digests = append(digests, ad)
+		}
+	}
+	// cosign's tag for its signature (sha256-<subject>.sig) is a tag of the data plane that Harbor's
+	// artifact API does not list (the signature is an accessory there). Tags, and so lifecycle
+	// apply's re-check before deleting, read the data plane: give the accessory that tag where the
+	// data plane has it, or the re-check takes the signature for tagged since the plan and keeps it.
+	if len(accessories) > 0 {
+		dataTags, err := h.OCI.Tags(ctx, repo)
+		if err != nil && !registry.IsNotFound(err) {
+			return nil, err
+		}
+		for d, a := range accessories {
+			tag := a.subject.Algorithm + "-" + a.subject.Hex + ".sig"
+			if _, taken := tagDigests[tag]; a.typ == "signature.cosign" && !taken && slices.Contains(dataTags, tag) {
+				tagDigests[tag] = d
+			}
 		}
 	}
 	manifests, err := h.OCI.FetchManifests(ctx, repo, digests)
