@@ -13,7 +13,7 @@ import (
 )
 
 // BenchmarkProcessStart runs commands as processes, as a user or a CI step does, and reports wall
-// time per run and peak RSS (wait4's rusage): regctl version, regctl repo list on the in-process
+// time per run and peak RSS (GNU time, internal/benchproc): regctl version, regctl repo list on the in-process
 // registry and regctl scan of a small image with a local DB, beside crane version and
 // trivy --version in the same run where those are installed (REGCTL_TEST_CRANE, REGCTL_TEST_TRIVY
 // or PATH). make bench builds bin/regctl first (REGCTL_BENCH_BIN overrides it).

@@ -7,23 +7,21 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"syscall"
 	"time"
 )
 
 // Result is one process run.
 type Result struct {
 	Wall     time.Duration
-	MaxRSSMB float64
-	Output   []byte
+	MaxRSSMB float64 // 0 without GNU time: wait4's figure would be wrong (see Run)
 }
 
 const marker = "regctl-bench-maxrss="
 
 // Run runs argv in dir with env (added to this process's environment). Peak RSS comes from GNU
-// time's %M when /usr/bin/time is installed: wait4's own figure is wrong for a child Go starts,
-// because Go starts children with vfork and Linux carries the parent's high-water mark across the
-// exec, so every tool would report the benchmark binary's size.
+// time's %M (Debian's time package); without it there is none, because wait4's own figure is wrong
+// for a child Go starts: Go starts children with vfork and Linux carries the parent's high-water
+// mark across the exec, so every tool would report the benchmark binary's size.
 func Run(dir string, env []string, argv ...string) (Result, error) {
 	timeBin, _ := exec.LookPath("time")
 	full := argv
@@ -35,16 +33,15 @@ func Run(dir string, env []string, argv ...string) (Result, error) {
 	cmd.Dir = dir
 	start := time.Now()
 	out, err := cmd.CombinedOutput()
-	r := Result{Wall: time.Since(start), Output: out}
+	r := Result{Wall: time.Since(start)}
 	if err != nil {
 		return r, fmt.Errorf("%s: %v\n%s", strings.Join(argv, " "), err, out)
 	}
-	kb := float64(cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss)
 	if i := strings.LastIndex(string(out), marker); i >= 0 {
+		var kb float64
 		fmt.Sscanf(string(out[i:]), marker+"%f", &kb)
-		r.Output = out[:i]
+		r.MaxRSSMB = kb / 1024
 	}
-	r.MaxRSSMB = kb / 1024
 	return r, nil
 }
 

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
-	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -339,19 +338,29 @@ func (h *Harbor) Images(ctx context.Context, repo string) ([]registry.Image, err
 			digests = append(digests, ad)
 		}
 	}
-	// cosign's tag for its signature (sha256-<subject>.sig) is a tag of the data plane that Harbor's
-	// artifact API does not list (the signature is an accessory there). Tags, and so lifecycle
-	// apply's re-check before deleting, read the data plane: give the accessory that tag where the
-	// data plane has it, or the re-check takes the signature for tagged since the plan and keeps it.
+	// cosign's tags (sha256-<subject>.sig, .att, .sbom) are tags of the data plane that Harbor's
+	// artifact API does not list (they name accessories there). Tags, and so lifecycle apply's
+	// re-check before deleting, read the data plane: give each accessory the cosign tag naming its
+	// subject and kind, or the re-check takes it for tagged since the plan and keeps it. A tag two
+	// accessories could own stays unassigned (the re-check then keeps them: the safe side).
 	if len(accessories) > 0 {
 		dataTags, err := h.OCI.Tags(ctx, repo)
 		if err != nil && !registry.IsNotFound(err) {
 			return nil, err
 		}
-		for d, a := range accessories {
-			tag := a.subject.Algorithm + "-" + a.subject.Hex + ".sig"
-			if _, taken := tagDigests[tag]; a.typ == "signature.cosign" && !taken && slices.Contains(dataTags, tag) {
-				tagDigests[tag] = d
+		for _, tag := range dataTags {
+			subject, kind, ok := registry.SubjectOfTag(tag)
+			if _, taken := tagDigests[tag]; taken || !ok {
+				continue
+			}
+			var owners []v1.Hash
+			for d, a := range accessories {
+				if a.subject == subject && accessoryKind(a.typ) == kind {
+					owners = append(owners, d)
+				}
+			}
+			if len(owners) == 1 {
+				tagDigests[tag] = owners[0]
 			}
 		}
 	}

@@ -111,3 +111,29 @@ func TestPaginationOnLoopbackTLS(t *testing.T) {
 		t.Logf("go-containerregistry's remote.List on the same registry: %v", err)
 	}
 }
+
+// Listings reuse one authenticated client per scope: a second tag list and a second catalog cost no
+// further /v2/ ping.
+func TestListingsPingOncePerScope(t *testing.T) {
+	srv := localregtest.Start(t)
+	reg := openHost(t, srv.Host)
+	seed(t, reg, "game-server")
+	srv.Requests()
+	for range 2 {
+		if _, err := reg.Tags(context.Background(), "game-server"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := reg.Repositories(context.Background(), ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pings := 0
+	for _, r := range srv.Requests() {
+		if r == "GET /v2/" {
+			pings++
+		}
+	}
+	if pings > 2 {
+		t.Errorf("%d pings for two tag lists and two catalogs, want at most one per scope (2)", pings)
+	}
+}

@@ -119,6 +119,8 @@ func listAnswers(valid string, next string) hostiletest.Set {
 		hostiletest.Answer{Name: "link-loop", ContentType: "application/json", Body: []byte(valid),
 			Header: http.Header{"Link": {`<` + next + `>; rel="next"`}}},
 		hostiletest.Answer{Name: "link-garbage", ContentType: "application/json", Body: []byte(valid), Header: http.Header{"Link": {`garbage`}}},
+		hostiletest.Answer{Name: "link-elsewhere", ContentType: "application/json", Body: []byte(valid),
+			Header: http.Header{"Link": {`<http://elsewhere.invalid` + next + `>; rel="next"`}}},
 		hostiletest.JSON("null-list", "application/json", `{"name":"app","tags":null,"repositories":null}`),
 		hostiletest.JSON("empty-name", "application/json", `{"name":"app","tags":[""],"repositories":[]}`),
 		hostiletest.Answer{Name: "denied", Status: http.StatusForbidden, ContentType: "application/json", Body: []byte(`{"errors":[{"code":"DENIED","message":"no"}]}`)},
@@ -156,6 +158,10 @@ func TestHostileTagLists(t *testing.T) {
 				}
 			case "link-loop":
 				if err != nil && !strings.Contains(err.Error(), "pagination loop") {
+					t.Errorf("error does not say what was wrong: %v", err)
+				}
+			case "link-elsewhere":
+				if err != nil && !strings.Contains(err.Error(), "not at the registry it came from") {
 					t.Errorf("error does not say what was wrong: %v", err)
 				}
 			case "oversized":
@@ -201,14 +207,14 @@ func TestHostileEnsureRepository(t *testing.T) {
 			res, err := o.EnsureRepository(context.Background(), "app", registry.RepositorySpec{})
 			want := outcome{code: exitcode.Error}
 			switch a.Name {
-			case "empty-object", "null", "null-list", "wrong-type", "no-type", "link-loop", "link-garbage", "empty-name":
+			case "empty-object", "null", "null-list", "wrong-type", "no-type", "link-loop", "link-garbage", "link-elsewhere", "empty-name":
 				// Only the first page is read: it answers that the repository exists.
 				want = outcome{check: func(t *testing.T, v any) {
 					if st := v.(registry.EnsureResult).Status; st != registry.StatusExists {
 						t.Errorf("status %q, want %q", st, registry.StatusExists)
 					}
 				}}
-				if a.Name == "link-garbage" {
+				if a.Name == "link-garbage" || a.Name == "link-elsewhere" { // go-containerregistry checks the first page's Link
 					want = outcome{code: exitcode.Error}
 				}
 			case "html-404":

@@ -45,6 +45,11 @@ type OCI struct {
 	cfg  OCIConfig
 	opts []remote.Option
 	rt   http.RoundTripper // the data plane's transport (retries, answer limits), for raw list pages
+	// listClients are the authenticated clients of list, by scope: like the puller's, one /v2/ ping
+	// and token exchange per scope, not one per listing (go-containerregistry's bearer transport
+	// renews an expired token itself).
+	listMu      sync.Mutex
+	listClients map[string]*http.Client
 	// puller and pusher are shared by every call so that the /v2/ ping and the token exchange happen
 	// once per repository and scope, not once per request.
 	puller *remote.Puller
@@ -133,15 +138,10 @@ func (o *OCI) Repositories(ctx context.Context, prefix string) ([]string, error)
 // check a Link's scheme against the host's default (http for loopback) rather than the one the
 // registry answered on, which fails every second page of a loopback registry served over TLS.
 func (o *OCI) list(ctx context.Context, call string, reg name.Registry, scope, path string) ([]string, error) {
-	auth, err := authn.Resolve(ctx, o.cfg.Keychain, reg)
+	client, err := o.listClient(ctx, reg, scope)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", call, err)
 	}
-	tr, err := transport.NewWithContext(ctx, reg, auth, o.rt, []string{scope})
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", call, err)
-	}
-	client := &http.Client{Transport: tr}
 	n := strconv.Itoa(o.cfg.PageSize)
 	next := (&url.URL{Scheme: reg.Scheme(), Host: reg.RegistryStr(), Path: path, RawQuery: url.Values{"n": {n}}.Encode()}).String()
 	var all []string
@@ -170,6 +170,29 @@ func (o *OCI) list(ctx context.Context, call string, reg name.Registry, scope, p
 		}
 	}
 	return all, nil
+}
+
+// listClient is the authenticated client for scope, made once.
+func (o *OCI) listClient(ctx context.Context, reg name.Registry, scope string) (*http.Client, error) {
+	o.listMu.Lock()
+	defer o.listMu.Unlock()
+	if c, ok := o.listClients[scope]; ok {
+		return c, nil
+	}
+	auth, err := authn.Resolve(ctx, o.cfg.Keychain, reg)
+	if err != nil {
+		return nil, err
+	}
+	tr, err := transport.NewWithContext(ctx, reg, auth, o.rt, []string{scope})
+	if err != nil {
+		return nil, err
+	}
+	if o.listClients == nil {
+		o.listClients = map[string]*http.Client{}
+	}
+	c := &http.Client{Transport: tr}
+	o.listClients[scope] = c
+	return c, nil
 }
 
 // listPage GETs one page of a tag list or catalog: its entries and the URL of the next page from a
@@ -203,8 +226,9 @@ func listPage(ctx context.Context, client *http.Client, u string) (entries []str
 	if link == "" {
 		return entries, "", nil
 	}
-	target, _, ok := strings.Cut(strings.TrimPrefix(strings.TrimSpace(link), "<"), ">")
-	if !ok || !strings.HasPrefix(strings.TrimSpace(link), "<") {
+	link = strings.TrimSpace(link)
+	target, _, ok := strings.Cut(strings.TrimPrefix(link, "<"), ">")
+	if !ok || !strings.HasPrefix(link, "<") {
 		return nil, "", fmt.Errorf("a Link header that is not <url>; rel=\"next\": %q: %w", link, ErrBadAnswer)
 	}
 	lu, err := url.Parse(target)
@@ -283,7 +307,7 @@ func (o *OCI) Tags(ctx context.Context, repo string) ([]string, error) {
 		return nil, err
 	}
 	for _, t := range tags {
-		if !tagRE.MatchString(t) {
+		if !IsTag(t) {
 			return nil, fmt.Errorf("listing tags of %s: the registry listed %q, which is not a tag: %w", r, t, ErrBadAnswer)
 		}
 	}
