@@ -198,3 +198,103 @@ func TestHarborLifecycleApply(t *testing.T) {
 		t.Errorf("re-run:\n%s", out)
 	}
 }
+
+// harborCLI is a CLI whose config has the emulator as the default registry "harbor", signed in
+// as login with secret.
+func harborCLI(t *testing.T, s *harbortest.Server, login, secret string) *cli {
+	t.Helper()
+	c := newCLI(t, "HARBOR_TOKEN="+secret)
+	cfg := "default_registry: harbor\nregistries:\n  harbor:\n    type: harbor\n    url: " + s.URL + "\n    username: '" + login + "'\n    password_env: HARBOR_TOKEN\n"
+	if err := os.WriteFile(filepath.Join(c.workDir, "regctl.yaml"), []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// TestHarborAdminCommands: robot create (the secret on stdout once, or only in a 0600 file, and
+// the robot really pushes), harbor health (healthy, then a failed component exits 1), and values
+// lint on the guide's file (exit 2 naming its problems).
+func TestHarborAdminCommands(t *testing.T) {
+	s := harbortest.Start(t)
+	c := harborCLI(t, s, "admin", s.Password)
+	c.ok("repo", "create", "harbor/game-server")
+
+	out, errOut, code := c.run("harbor", "robot", "create", "--project", "game-server", "--name", "ci", "--push", "--pull", "--expires-days", "90", "-o", "json")
+	if code != 0 {
+		t.Fatalf("robot create: exit %d %s", code, errOut)
+	}
+	var created struct{ Name, Secret string }
+	if err := json.Unmarshal([]byte(out), &created); err != nil || created.Name != "robot$game-server+ci" || created.Secret == "" {
+		t.Fatalf("robot create: %v %s", err, out)
+	}
+	if strings.Contains(errOut, created.Secret) {
+		t.Errorf("the secret on stderr: %s", errOut)
+	}
+	robot := harborCLI(t, s, created.Name, created.Secret)
+	robot.ok("registry", "seed", "harbor/game-server/api")
+	if out := robot.ok("repo", "list", "harbor/game-server/"); !strings.Contains(out, "game-server/api") {
+		t.Errorf("the robot's push:\n%s", out)
+	}
+
+	out, errOut, code = c.run("harbor", "robot", "create", "--project", "game-server", "--name", "cleanup", "--delete", "--secret-file", "cleanup.secret", "-v")
+	if code != 0 {
+		t.Fatalf("robot create --secret-file: exit %d %s", code, errOut)
+	}
+	secret, err := os.ReadFile(filepath.Join(c.workDir, "cleanup.secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(filepath.Join(c.workDir, "cleanup.secret")); fi.Mode().Perm() != 0o600 {
+		t.Errorf("secret file mode %v", fi.Mode().Perm())
+	}
+	if sec := strings.TrimSpace(string(secret)); sec == "" || strings.Contains(out+errOut, sec) {
+		t.Errorf("the secret %q is in the output:\n%s\n%s", sec, out, errOut)
+	}
+	if _, errOut, code := c.run("harbor", "robot", "create", "--project", "game-server", "--name", "ci", "--pull"); code != exitcode.Error || !strings.Contains(errOut, "exists") {
+		t.Errorf("second create: exit %d %s", code, errOut)
+	}
+	if _, _, code := c.run("harbor", "robot", "create", "--project", "game-server", "--name", "x"); code != exitcode.Usage {
+		t.Errorf("no permission flags: exit %d", code)
+	}
+	if _, _, code := c.run("harbor", "robot", "create", "--project", "nosuch", "--name", "x", "--pull"); code != exitcode.NotFound {
+		t.Errorf("missing project: exit %d", code)
+	}
+	if _, _, code := c.run("harbor", "robot", "create", "--project", "game-server", "--name", "x", "--pull", "--secret-file", "no/such/dir/f"); code != exitcode.Usage {
+		t.Errorf("unwritable secret file: exit %d", code)
+	}
+	if _, _, code := robot.run("harbor", "robot", "create", "--project", "game-server", "--name", "x", "--pull"); code != exitcode.Auth {
+		t.Errorf("a push robot creating robots: exit %d", code)
+	}
+
+	out = c.ok("harbor", "health")
+	for _, want := range []string{"ping", "component database", harbortest.Version, "Trivy"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("health has no %q:\n%s", want, out)
+		}
+	}
+	s.Emulator().SetHealth("redis", "dial tcp 10.0.0.3:6379: connection refused")
+	out, _, code = c.run("harbor", "health", "harbor", "-o", "json")
+	var rep harbor.HealthReport
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || code != exitcode.Error || rep.Healthy {
+		t.Errorf("unhealthy redis: exit %d %v %s", code, err, out)
+	}
+	localHost := localregtest.Start(t).Host
+	if _, errOut, code := c.run("harbor", "health", localHost); code != exitcode.Usage || !strings.Contains(errOut, "type harbor") {
+		t.Errorf("health of an OCI registry: exit %d %s", code, errOut)
+	}
+
+	values, err := os.ReadFile(testdataFile("harbor/harbor-values.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(c.workDir, "harbor-values.yaml"), values, 0o600)
+	out, errOut, code = c.run("harbor", "values", "lint", "harbor-values.yaml")
+	if code != exitcode.Usage || !strings.Contains(errOut, "4 problems") {
+		t.Errorf("values lint of the guide's file: exit %d %s", code, errOut)
+	}
+	for _, want := range []string{"harborAdminPassword", "database.internal.password", "notary", "Harbor 2.9"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("lint output has no %q:\n%s", want, out)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package harbor_test
 
 import (
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -10,13 +11,15 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 
+	"github.com/regctl-dev/regctl/internal/harbor"
 	"github.com/regctl-dev/regctl/internal/harbor/harbortest"
 	"github.com/regctl-dev/regctl/internal/registry"
 )
 
 // clientOperations are every Harbor API operation regctl's Harbor client calls.
-var clientOperations = []string{"createProject", "deleteArtifact", "getArtifact", "getProject", "getRepository",
-	"listArtifacts", "listProjects", "listRepositories", "updateProject"}
+var clientOperations = []string{"CreateRobot", "ListRobot", "createProject", "deleteArtifact", "getArtifact", "getHealth",
+	"getPing", "getProject", "getRepository", "getSystemInfo", "listArtifacts", "listProjects", "listRepositories",
+	"listScanners", "updateProject"}
 
 // TestClientAgainstHarborsSpec drives every call of the Harbor client through the emulator with
 // the validator built from testdata/harbor/harbor-v2.0-swagger.yaml: each request must be an
@@ -38,6 +41,17 @@ func TestClientAgainstHarborsSpec(t *testing.T) {
 			return err
 		},
 		func() error { _, err := h.RepositorySettings(ctx, "game-server/api"); return err },
+		func() error {
+			_, err := h.CreateRobot(ctx, harbor.RobotSpec{Project: "game-server", Name: "ci", Access: harbor.RobotAccessFor(true, true, true, true), ExpiresDays: 7})
+			return err
+		},
+		func() error { _, err := h.Robots(ctx, "game-server"); return err },
+		func() error {
+			if rep := h.Health(ctx); !rep.Healthy {
+				return fmt.Errorf("health: %+v", rep)
+			}
+			return nil
+		},
 	}
 	for i, step := range steps {
 		if err := step(); err != nil {

@@ -38,6 +38,8 @@ var routes = []struct {
 	{"GET", regexp.MustCompile(`^/api/v2.0/projects/[^/]+/repositories/[^/]+/artifacts$`), "listArtifacts"},
 	{"GET", regexp.MustCompile(`^/api/v2.0/projects/[^/]+/repositories/[^/]+/artifacts/[^/]+$`), "getArtifact"},
 	{"DELETE", regexp.MustCompile(`^/api/v2.0/projects/[^/]+/repositories/[^/]+/artifacts/[^/]+$`), "deleteArtifact"},
+	{"POST", regexp.MustCompile(`^/api/v2.0/robots$`), "CreateRobot"},
+	{"GET", regexp.MustCompile(`^/api/v2.0/robots$`), "ListRobot"},
 }
 
 // valid are well-formed answers to the operations an operation under test also calls.
@@ -51,7 +53,14 @@ var valid = map[string]hostiletest.Answer{
 	"listArtifacts":    hostiletest.JSON("valid", ctJSON, `[{"digest":"`+digestA+`",`+pushed+`,"tags":[{"name":"v1"}]}]`),
 	"getArtifact":      hostiletest.JSON("valid", ctJSON, `{"digest":"`+digestB+`",`+pushed+`}`),
 	"deleteArtifact":   {Name: "deleted", Status: http.StatusOK},
+	"CreateRobot":      {Name: "created", Status: http.StatusCreated, ContentType: ctJSON, Body: []byte(robotCreated)},
+	"ListRobot":        hostiletest.JSON("valid", ctJSON, robotListed),
 }
+
+const (
+	robotCreated = `{"id":7,"name":"robot$p+ci","secret":"robot-s3cret","expires_at":-1}`
+	robotListed  = `[{"id":7,"name":"robot$p+ci","level":"project","duration":-1,"permissions":[{"kind":"project","namespace":"p","access":[{"resource":"repository","action":"pull"}]}]}]`
+)
 
 // hostileHarbor answers op with a, every other operation validly; the data plane answers the
 // /v2/ ping and 404 for manifests.
@@ -222,7 +231,42 @@ func hostileOps() []hostileOp {
 		extra: auth.With(harborError(http.StatusNotFound, "NOT_FOUND")),
 		run:   func(ctx context.Context, h *harbor.Harbor) (any, error) { return h.RepositorySettings(ctx, "p/app") },
 		codes: with(authCodes, "NOT_FOUND", exitcode.NotFound, "wrong-type", 0, "no-type", 0)})
+
+	robot := harbor.RobotSpec{Project: "p", Name: "ci", Access: harbor.RobotAccessFor(true, false, false, false), ExpiresDays: -1}
+	ops = append(ops, hostileOp{name: "CreateRobot", op: "CreateRobot", valid: robotCreated,
+		extra: auth.With(harborError(http.StatusConflict, "CONFLICT"), harborError(http.StatusBadRequest, "BAD_REQUEST"),
+			hostiletest.Answer{Name: "created-no-secret", Status: http.StatusCreated, ContentType: ctJSON, Body: []byte(`{"id":7,"name":"robot$p+ci"}`)},
+			hostiletest.Answer{Name: "created-other-robot", Status: http.StatusCreated, ContentType: ctJSON, Body: []byte(`{"id":7,"name":"robot$q+admin","secret":"x"}`)},
+			hostiletest.Answer{Name: "created-no-id", Status: http.StatusCreated, ContentType: ctJSON, Body: []byte(`{"name":"robot$p+ci","secret":"x"}`)},
+			hostiletest.Answer{Name: "created", Status: http.StatusCreated, ContentType: ctJSON, Body: []byte(robotCreated)}),
+		run: func(ctx context.Context, h *harbor.Harbor) (any, error) { return h.CreateRobot(ctx, robot) },
+		// Harbor answers 201 with the secret; a 200 is not its answer.
+		codes: with(authCodes, "created", 0, "BAD_REQUEST", exitcode.Usage, "html-404", exitcode.NotFound),
+		checks: map[string]func(*testing.T, any){"created": func(t *testing.T, v any) {
+			if c := v.(*harbor.RobotCreated); c.Secret != "robot-s3cret" || c.Login != "robot$p+ci" || c.ExpiresAt != nil {
+				t.Errorf("created %+v", c)
+			}
+		}}})
+
+	ops = append(ops, hostileOp{name: "Robots", op: "ListRobot", valid: robotListed,
+		extra: auth.With(
+			hostiletest.JSON("other-project", ctJSON, `[{"id":8,"name":"robot$q+ci","level":"project","permissions":[{"kind":"project","namespace":"q","access":[]}]}]`),
+			hostiletest.JSON("system-robot", ctJSON, `[{"id":8,"name":"robot$all","level":"system","permissions":[]}]`),
+			hostiletest.JSON("no-id", ctJSON, `[{"name":"robot$p+ci","level":"project","permissions":[{"kind":"project","namespace":"p"}]}]`),
+			hostiletest.JSON("empty-access", ctJSON, `[{"id":7,"name":"robot$p+ci","level":"project","permissions":[{"kind":"project","namespace":"p","access":[{}]}]}]`)),
+		run:    func(ctx context.Context, h *harbor.Harbor) (any, error) { return h.Robots(ctx, "p") },
+		codes:  with(listCodes, "html-404", exitcode.NotFound),
+		checks: map[string]func(*testing.T, any){"json-array": robots(0), "wrong-type": robots(1), "no-type": robots(1)}})
 	return ops
+}
+
+func robots(want int) func(*testing.T, any) {
+	return func(t *testing.T, v any) {
+		t.Helper()
+		if got := v.([]harbor.Robot); len(got) != want {
+			t.Errorf("%d robots, want %d: %+v", len(got), want, got)
+		}
+	}
 }
 
 // TestHostileHarborAnswers runs every Harbor backend operation against every hostile answer to
@@ -249,7 +293,7 @@ func TestHostileHarborAnswers(t *testing.T) {
 					if want == exitcode.Error && !strings.Contains(err.Error(), op.op) {
 						t.Errorf("the error does not name %s: %v", op.op, err)
 					}
-					if strings.Contains(err.Error(), "s3cret") {
+					if strings.Contains(err.Error(), "s3cret") { // the password, and a robot's secret
 						t.Errorf("the password is in the error: %v", err)
 					}
 					return

@@ -77,7 +77,7 @@ func (e *Emulator) authenticate(r *http.Request) (p principal, ok bool) {
 	if user == Admin {
 		return principal{name: Admin, admin: true}, pw == e.adminPW
 	}
-	if rb, found := e.robots[user]; found && !rb.Disabled && rb.secret == pw {
+	if rb, found := e.robots[user]; found && !rb.Disabled && rb.secret == pw && (rb.expiresAt < 0 || e.now().Unix() < rb.expiresAt) {
 		return principal{name: user, robot: rb}, true
 	}
 	return principal{}, false
@@ -139,6 +139,10 @@ func (e *Emulator) serveAPI(w http.ResponseWriter, r *http.Request) {
 		}
 	case len(seg) >= 2 && seg[0] == "projects":
 		e.serveProject(w, r, who, seg[1:])
+	case seg[0] == "robots":
+		e.serveRobots(w, r, who, seg[1:])
+	case len(seg) == 1 && seg[0] == "scanners" && m == http.MethodGet:
+		e.listScanners(w, who)
 	default:
 		writeErr(w, http.StatusNotFound, "NOT_FOUND", "the emulator does not serve "+m+" "+r.URL.Path)
 	}

@@ -83,6 +83,7 @@ type Emulator struct {
 	robots   map[string]*Robot   // by login name
 	tokens   map[string]principal
 	health   map[string]string // component -> error ("" healthy)
+	scanners []scanner
 	requests []string
 }
 
@@ -123,6 +124,8 @@ func New(ctx context.Context, o Options) (*Emulator, error) {
 	e.handler = h
 	// Harbor's own project, present on every installation.
 	e.createProject("library", map[string]string{"public": "true"}, nil)
+	// A default install registers Trivy as the default scanner.
+	e.SetScanners("Trivy")
 	return e, nil
 }
 
@@ -221,7 +224,12 @@ type Robot struct {
 	Level       string // "system" or "project"
 	Permissions []Permission
 	Disabled    bool
+	Description string
+	Duration    int64 // days; -1 never expires (AddRobot's default)
 	secret      string
+	id          int64
+	created     time.Time
+	expiresAt   int64 // epoch seconds; -1 never
 }
 
 // Login is the robot's user name: robot$<name> for system robots, robot$<project>+<name> for
@@ -238,6 +246,11 @@ func (e *Emulator) AddRobot(r Robot) (login, secret string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	r.secret = randomSecret()
+	r.id, r.created = e.id(), e.now()
+	if r.Duration == 0 {
+		r.Duration = -1
+	}
+	r.expiresAt = expiry(r.created, r.Duration)
 	e.robots[r.Login()] = &r
 	return r.Login(), r.secret
 }

@@ -55,6 +55,9 @@ var knownDeviations = map[string]string{
 	// handler/project.go CreateProject: RequireSystemAccess answers an authenticated caller without
 	// project:create with 403 (ForbiddenError).
 	"createProject 403": "creating a project without the permission",
+	// pkg/robot/dao Create: the unique name index maps to orm.AsConflictError ("robot account ...
+	// already exists"), answered 409.
+	"CreateRobot 409": "creating a robot whose name exists",
 }
 
 // Validator checks requests and answers against Harbor's OpenAPI document (swagger 2.0, converted
