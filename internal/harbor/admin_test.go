@@ -1,6 +1,7 @@
 package harbor_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
@@ -266,4 +268,59 @@ func FuzzLintValues(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestNativeScan: Harbor's scan job runs in the background; NativeScan polls it and reads the
+// report; an index is refused (422, exit 2), a Harbor without a scanner is named, a failed scan
+// is an error naming its status.
+func TestNativeScan(t *testing.T) {
+	release := make(chan struct{})
+	var scanned []string
+	s := harbortest.Start(t, harbortest.Options{Scanner: func(ctx context.Context, repo, digest string) ([]harbortest.Vulnerability, error) {
+		<-release // the job is still Running while the client polls
+		scanned = append(scanned, repo+"@"+digest)
+		if strings.Contains(repo, "broken") {
+			return nil, errors.New("the adapter crashed")
+		}
+		return []harbortest.Vulnerability{
+			{ID: "CVE-2024-5535", Package: "openssl", Version: "3.3.0-r2", FixVersion: "3.3.1-r0", Severity: "Critical", CVSS3: 9.1, Links: []string{"https://avd.aquasec.com/nvd/cve-2024-5535"}},
+			{ID: "CVE-2024-0001", Package: "zlib", Version: "1.3", Severity: "Negligible"},
+		}, nil
+	}})
+	h := open(t, s, s.Username, s.Password)
+	if _, err := h.EnsureProject(ctx, "game-server", registry.RepositorySpec{}, registry.ProjectSpec{}); err != nil {
+		t.Fatal(err)
+	}
+	d := push(t, h, "game-server/api:v1", labelled(t, empty.Image, "v1"))
+	go func() { time.Sleep(300 * time.Millisecond); close(release) }()
+	fs, err := h.NativeScan(ctx, "game-server/api", d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fs) != 2 || fs[0].Severity != "CRITICAL" || fs[0].CVSS != 9.1 || fs[0].FixedVersion != "3.3.1-r0" || fs[0].URL == "" || fs[1].Severity != "LOW" {
+		t.Errorf("findings %+v", fs)
+	}
+	if len(scanned) != 1 {
+		t.Errorf("scanned %v", scanned)
+	}
+
+	bd := push(t, h, "game-server/broken:v1", labelled(t, empty.Image, "b"))
+	if _, err := h.NativeScan(ctx, "game-server/broken", bd); err == nil || !strings.Contains(err.Error(), "ended Error") {
+		t.Errorf("a failed scan: %v", err)
+	}
+	idx := mutate.AppendManifests(empty.Index, mutate.IndexAddendum{Add: labelled(t, empty.Image, "p")})
+	if err := remoteWriteIndex(t, h, "game-server/api:multi", idx); err != nil {
+		t.Fatal(err)
+	}
+	id, _ := idx.Digest()
+	if _, err := h.NativeScan(ctx, "game-server/api", id); exitcode.Of(err) != exitcode.Usage {
+		t.Errorf("an index: exit %d %v", exitcode.Of(err), err)
+	}
+	s.Emulator().SetScanners()
+	if _, err := h.NativeScan(ctx, "game-server/api", d); err == nil || !strings.Contains(err.Error(), "no scanner") {
+		t.Errorf("no scanner: %v", err)
+	}
+	if vs := s.Emulator().Validator().Violations(); len(vs) > 0 {
+		t.Fatalf("outside Harbor's spec:\n%s", strings.Join(vs, "\n"))
+	}
 }

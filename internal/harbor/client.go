@@ -95,6 +95,7 @@ type request struct {
 	body   any
 	// byName sends X-Is-Resource-Name: true (project_name_or_id read as a name).
 	byName bool
+	header http.Header // extra request headers
 	// ok are the statuses that mean success (default 200).
 	ok []int
 }
@@ -149,6 +150,9 @@ func (c *client) doURL(ctx context.Context, r request, u *url.URL) (*answer, err
 	req.Header.Set("User-Agent", c.userAgent)
 	if r.byName {
 		req.Header.Set("X-Is-Resource-Name", "true")
+	}
+	for k, vs := range r.header {
+		req.Header[k] = vs
 	}
 	auth, err := c.credentials(ctx)
 	if err != nil {

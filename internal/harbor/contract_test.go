@@ -18,8 +18,8 @@ import (
 
 // clientOperations are every Harbor API operation regctl's Harbor client calls.
 var clientOperations = []string{"CreateRobot", "ListRobot", "createProject", "deleteArtifact", "getArtifact", "getHealth",
-	"getPing", "getProject", "getRepository", "getSystemInfo", "listArtifacts", "listProjects", "listRepositories",
-	"listScanners", "updateProject"}
+	"getPing", "getProject", "getRepository", "getSystemInfo", "getVulnerabilitiesAddition", "listArtifacts", "listProjects",
+	"listRepositories", "listScanners", "scanArtifact", "updateProject"}
 
 // TestClientAgainstHarborsSpec drives every call of the Harbor client through the emulator with
 // the validator built from testdata/harbor/harbor-v2.0-swagger.yaml: each request must be an
@@ -72,6 +72,9 @@ func TestClientAgainstHarborsSpec(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := h.Images(ctx, "game-server/nested/api"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.NativeScan(ctx, "game-server/nested/api", untagged); err != nil {
 		t.Fatal(err)
 	}
 	if err := h.DeleteImage(ctx, "game-server/nested/api", untagged); err != nil {

@@ -39,23 +39,32 @@ var routes = []struct {
 	{"GET", regexp.MustCompile(`^/api/v2.0/projects/[^/]+/repositories/[^/]+/artifacts/[^/]+$`), "getArtifact"},
 	{"DELETE", regexp.MustCompile(`^/api/v2.0/projects/[^/]+/repositories/[^/]+/artifacts/[^/]+$`), "deleteArtifact"},
 	{"POST", regexp.MustCompile(`^/api/v2.0/robots$`), "CreateRobot"},
+	{"POST", regexp.MustCompile(`^/api/v2.0/projects/[^/]+/repositories/[^/]+/artifacts/[^/]+/scan$`), "scanArtifact"},
+	{"GET", regexp.MustCompile(`^/api/v2.0/projects/[^/]+/repositories/[^/]+/artifacts/[^/]+/additions/vulnerabilities$`), "getVulnerabilitiesAddition"},
 	{"GET", regexp.MustCompile(`^/api/v2.0/robots$`), "ListRobot"},
 }
 
 // valid are well-formed answers to the operations an operation under test also calls.
 var valid = map[string]hostiletest.Answer{
-	"listProjects":     hostiletest.JSON("valid", ctJSON, `[{"project_id":1,"name":"p"}]`),
-	"listRepositories": hostiletest.JSON("valid", ctJSON, `[{"id":1,"name":"p/app"}]`),
-	"getProject":       hostiletest.JSON("valid", ctJSON, `{"project_id":1,"name":"p","metadata":{"public":"false","auto_scan":"true"}}`),
-	"createProject":    {Name: "created", Status: http.StatusCreated, Header: http.Header{"Location": {"/api/v2.0/projects/2"}}},
-	"updateProject":    {Name: "updated", Status: http.StatusOK},
-	"getRepository":    hostiletest.JSON("valid", ctJSON, `{"id":1,"name":"p/app"}`),
-	"listArtifacts":    hostiletest.JSON("valid", ctJSON, `[{"digest":"`+digestA+`",`+pushed+`,"tags":[{"name":"v1"}]}]`),
-	"getArtifact":      hostiletest.JSON("valid", ctJSON, `{"digest":"`+digestB+`",`+pushed+`}`),
-	"deleteArtifact":   {Name: "deleted", Status: http.StatusOK},
-	"CreateRobot":      {Name: "created", Status: http.StatusCreated, ContentType: ctJSON, Body: []byte(robotCreated)},
-	"ListRobot":        hostiletest.JSON("valid", ctJSON, robotListed),
+	"listProjects":               hostiletest.JSON("valid", ctJSON, `[{"project_id":1,"name":"p"}]`),
+	"listRepositories":           hostiletest.JSON("valid", ctJSON, `[{"id":1,"name":"p/app"}]`),
+	"getProject":                 hostiletest.JSON("valid", ctJSON, `{"project_id":1,"name":"p","metadata":{"public":"false","auto_scan":"true"}}`),
+	"createProject":              {Name: "created", Status: http.StatusCreated, Header: http.Header{"Location": {"/api/v2.0/projects/2"}}},
+	"updateProject":              {Name: "updated", Status: http.StatusOK},
+	"getRepository":              hostiletest.JSON("valid", ctJSON, `{"id":1,"name":"p/app"}`),
+	"listArtifacts":              hostiletest.JSON("valid", ctJSON, `[{"digest":"`+digestA+`",`+pushed+`,"tags":[{"name":"v1"}]}]`),
+	"getArtifact":                hostiletest.JSON("valid", ctJSON, `{"digest":"`+digestB+`",`+pushed+`}`),
+	"deleteArtifact":             {Name: "deleted", Status: http.StatusOK},
+	"CreateRobot":                {Name: "created", Status: http.StatusCreated, ContentType: ctJSON, Body: []byte(robotCreated)},
+	"ListRobot":                  hostiletest.JSON("valid", ctJSON, robotListed),
+	"scanArtifact":               {Name: "accepted", Status: http.StatusAccepted},
+	"getVulnerabilitiesAddition": hostiletest.JSON("valid", ctJSON, vulnReport),
 }
+
+const (
+	scanned    = `{"digest":"` + digestA + `",` + pushed + `,"scan_overview":{"application/vnd.security.vulnerability.report; version=1.1":{"scan_status":"Success"}}}`
+	vulnReport = `{"application/vnd.security.vulnerability.report; version=1.1":{"vulnerabilities":[{"id":"CVE-1","package":"p","version":"1","severity":"High"}]}}`
+)
 
 const (
 	robotCreated = `{"id":7,"name":"robot$p+ci","secret":"robot-s3cret","expires_at":-1}`
@@ -257,7 +266,48 @@ func hostileOps() []hostileOp {
 		run:    func(ctx context.Context, h *harbor.Harbor) (any, error) { return h.Robots(ctx, "p") },
 		codes:  with(listCodes, "html-404", exitcode.NotFound),
 		checks: map[string]func(*testing.T, any){"json-array": robots(0), "wrong-type": robots(1), "no-type": robots(1)}})
+
+	da, _ := v1.NewHash(digestA)
+	scan := func(ctx context.Context, h *harbor.Harbor) (any, error) { return h.NativeScan(ctx, "p/app", da) }
+	ops = append(ops, hostileOp{name: "NativeScan/report", op: "getVulnerabilitiesAddition", valid: vulnReport,
+		also: map[string]hostiletest.Answer{"getArtifact": hostiletest.JSON("scanned", ctJSON, scanned)},
+		extra: auth.With(harborError(http.StatusNotFound, "NOT_FOUND"),
+			hostiletest.JSON("other-mime", ctJSON, `{"application/vnd.scanner.adapter.vuln.report.harbor+json; version=1.0":{"vulnerabilities":[]}}`),
+			hostiletest.JSON("no-id", ctJSON, `{"application/vnd.security.vulnerability.report; version=1.1":{"vulnerabilities":[{"package":"p","severity":"High"}]}}`),
+			hostiletest.JSON("bad-severity", ctJSON, `{"application/vnd.security.vulnerability.report; version=1.1":{"vulnerabilities":[{"id":"CVE-1","package":"p","severity":"Apocalyptic"}]}}`),
+			hostiletest.JSON("null-list", ctJSON, `{"application/vnd.security.vulnerability.report; version=1.1":{"vulnerabilities":null}}`),
+			hostiletest.JSON("bad-cvss", ctJSON, `{"application/vnd.security.vulnerability.report; version=1.1":{"vulnerabilities":[{"id":"CVE-1","package":"p","severity":"High","preferred_cvss":{"score_v3":"high"}}]}}`)),
+		run:    scan,
+		codes:  with(authCodes, "NOT_FOUND", exitcode.NotFound, "wrong-type", 0, "no-type", 0),
+		checks: map[string]func(*testing.T, any){"wrong-type": findings(1), "no-type": findings(1)}})
+	ops = append(ops, hostileOp{name: "NativeScan/status", op: "getArtifact", valid: scanned,
+		extra: auth.With(harborError(http.StatusNotFound, "NOT_FOUND"),
+			hostiletest.JSON("no-status", ctJSON, `{"digest":"`+digestA+`","scan_overview":{"application/vnd.security.vulnerability.report; version=1.1":{}}}`),
+			hostiletest.JSON("odd-status", ctJSON, `{"digest":"`+digestA+`","scan_overview":{"application/vnd.security.vulnerability.report; version=1.1":{"scan_status":"Exploded"}}}`),
+			hostiletest.JSON("failed", ctJSON, `{"digest":"`+digestA+`","scan_overview":{"application/vnd.security.vulnerability.report; version=1.1":{"scan_status":"Error"}}}`),
+			hostiletest.JSON("overview-list", ctJSON, `{"digest":"`+digestA+`","scan_overview":[]}`)),
+		run:    scan,
+		codes:  with(authCodes, "NOT_FOUND", exitcode.NotFound, "wrong-type", 0, "no-type", 0),
+		checks: map[string]func(*testing.T, any){"wrong-type": findings(1)}})
+	ops = append(ops, hostileOp{name: "NativeScan/start", op: "scanArtifact", valid: ``,
+		also: map[string]hostiletest.Answer{"getArtifact": hostiletest.JSON("scanned", ctJSON, scanned)},
+		extra: auth.With(harborError(http.StatusNotFound, "NOT_FOUND"), harborError(http.StatusUnprocessableEntity, "UNPROCESSABLE_ENTITY"),
+			harborError(http.StatusPreconditionFailed, "PRECONDITION"), harborError(http.StatusConflict, "CONFLICT"),
+			hostiletest.Answer{Name: "accepted", Status: http.StatusAccepted}),
+		run: scan,
+		// 202 and 409 (a scan running already) go on to the report; a 200 is not Harbor's answer.
+		codes:  with(authCodes, "NOT_FOUND", exitcode.NotFound, "UNPROCESSABLE_ENTITY", exitcode.Usage, "accepted", 0, "CONFLICT", 0),
+		checks: map[string]func(*testing.T, any){"accepted": findings(1), "CONFLICT": findings(1)}})
 	return ops
+}
+
+func findings(want int) func(*testing.T, any) {
+	return func(t *testing.T, v any) {
+		t.Helper()
+		if got := v.([]registry.Finding); len(got) != want {
+			t.Errorf("%d findings, want %d: %+v", len(got), want, got)
+		}
+	}
 }
 
 func robots(want int) func(*testing.T, any) {

@@ -518,6 +518,18 @@ func (e *Emulator) serveRepository(w http.ResponseWriter, r *http.Request, who p
 		e.listArtifacts(w, r, who, p, rp)
 	case len(seg) == 2 && seg[0] == "artifacts":
 		e.serveArtifact(w, r, who, p, rp, seg[1])
+	case len(seg) == 3 && seg[0] == "artifacts" && seg[2] == "scan" && m == http.MethodPost,
+		len(seg) == 4 && seg[0] == "artifacts" && seg[2] == "additions" && seg[3] == "vulnerabilities" && m == http.MethodGet:
+		a := rp.artifactByRef(seg[1])
+		if a == nil {
+			writeErr(w, http.StatusNotFound, "NOT_FOUND", fmt.Sprintf("artifact %s@%s not found", rp.name, seg[1]))
+			return
+		}
+		if seg[2] == "scan" {
+			e.startScan(w, r, who, p, rp, a)
+		} else {
+			e.vulnerabilities(w, who, p, rp, a)
+		}
 	default:
 		writeErr(w, http.StatusNotFound, "NOT_FOUND", "the emulator does not serve "+m+" "+r.URL.Path)
 	}
@@ -630,10 +642,15 @@ func (e *Emulator) serveArtifact(w http.ResponseWriter, r *http.Request, who pri
 		}
 		withTag, ok1 := boolParam(w, r, "with_tag", true)
 		withAcc, ok2 := boolParam(w, r, "with_accessory", false)
-		if !ok1 || !ok2 {
+		withScan, ok3 := boolParam(w, r, "with_scan_overview", false)
+		if !ok1 || !ok2 || !ok3 {
 			return
 		}
-		writeJSON(w, http.StatusOK, e.artifactJSON(p, rp, a, withTag, withAcc))
+		out := e.artifactJSON(p, rp, a, withTag, withAcc)
+		if so := e.scanOverview(rp, a); withScan && so != nil {
+			out["scan_overview"] = so
+		}
+		writeJSON(w, http.StatusOK, out)
 	case http.MethodDelete:
 		if !who.can(e, p.name, "artifact", "delete") {
 			denied(w, who, "delete artifacts of "+rp.name)

@@ -52,6 +52,8 @@ type Options struct {
 	Wrap func(http.Handler) http.Handler
 	// TLS serves HTTPS with a self-signed certificate (Start only; Server.CAFile trusts it).
 	TLS bool
+	// Scanner runs the scans scanArtifact starts (default: SetVulnerabilities' findings).
+	Scanner Scanner
 }
 
 // Server is a running emulator.
@@ -77,14 +79,18 @@ type Emulator struct {
 	spec     *Validator
 	external string // the URL clients use, for Location, Link and the token realm
 
-	mu       sync.Mutex
-	nextID   int64
-	projects map[string]*project // by name
-	robots   map[string]*Robot   // by login name
-	tokens   map[string]principal
-	health   map[string]string // component -> error ("" healthy)
-	scanners []scanner
-	requests []string
+	mu         sync.Mutex
+	nextID     int64
+	projects   map[string]*project // by name
+	robots     map[string]*Robot   // by login name
+	tokens     map[string]principal
+	health     map[string]string // component -> error ("" healthy)
+	scanners   []scanner
+	scanner    Scanner
+	scans      map[string]*scanJob // by repository@digest
+	fixedVulns map[string][]Vulnerability
+	scanWG     sync.WaitGroup
+	requests   []string
 }
 
 // New builds an emulator. external is the URL clients reach it at (it appears in Location and Link
@@ -96,7 +102,7 @@ func New(ctx context.Context, o Options) (*Emulator, error) {
 	}
 	e := &Emulator{now: o.Now, adminPW: o.AdminPassword, registry: reg, closeReg: closeReg,
 		projects: map[string]*project{}, robots: map[string]*Robot{}, tokens: map[string]principal{},
-		health: map[string]string{}}
+		health: map[string]string{}, scanner: o.Scanner, scans: map[string]*scanJob{}, fixedVulns: map[string][]Vulnerability{}}
 	if e.now == nil {
 		e.now = time.Now
 	}
@@ -140,7 +146,10 @@ func (e *Emulator) SetExternalURL(u string) {
 func (e *Emulator) AdminPassword() string { return e.adminPW }
 
 // Close releases the data plane.
-func (e *Emulator) Close() error { return e.closeReg() }
+func (e *Emulator) Close() error {
+	e.scanWG.Wait() // a scan still reading the data plane
+	return e.closeReg()
+}
 
 // ServeHTTP serves the API, the token service and the data plane.
 func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) { e.handler.ServeHTTP(w, r) }
