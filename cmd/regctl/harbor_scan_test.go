@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -17,6 +19,7 @@ import (
 	"github.com/regctl-dev/regctl/internal/exitcode"
 	"github.com/regctl-dev/regctl/internal/harbor/harbortest"
 	"github.com/regctl-dev/regctl/internal/localreg/localregtest"
+	"github.com/regctl-dev/regctl/internal/registry"
 	"github.com/regctl-dev/regctl/internal/scan"
 	"github.com/regctl-dev/regctl/internal/scan/scantest"
 )
@@ -105,4 +108,96 @@ func ids(t *testing.T, out string) []string {
 	}
 	slices.Sort(got)
 	return got
+}
+
+// TestHarborBackupKeepsSettings: a backup of a Harbor keeps what the guide's pg_dump was for —
+// project metadata, the CVE allowlist, robot permissions (never a secret) — and a restore onto
+// another Harbor recreates them; a second restore has nothing to change.
+func TestHarborBackupKeepsSettings(t *testing.T) {
+	a, b := harbortest.Start(t), harbortest.Start(t)
+	c := newCLI(t, "HARBOR_A="+a.Password, "HARBOR_B="+b.Password)
+	cfg := "default_registry: a\nregistries:\n" +
+		"  a:\n    type: harbor\n    url: " + a.URL + "\n    username: admin\n    password_env: HARBOR_A\n" +
+		"  b:\n    type: harbor\n    url: " + b.URL + "\n    username: admin\n    password_env: HARBOR_B\n"
+	if err := os.WriteFile(filepath.Join(c.workDir, "regctl.yaml"), []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c.ok("repo", "create", "a/game-server", "--public=false", "--scan-on-push", "--prevent-vulnerable", "--severity", "high",
+		"--scan-policy", testdataFile("scan/harbor-scan-policy.json"))
+	var created struct{ Secret string }
+	json.Unmarshal([]byte(c.ok("harbor", "robot", "create", "a", "--project", "game-server", "--name", "ci", "--push", "--pull", "-o", "json")), &created)
+	c.ok("registry", "seed", "a/game-server/api")
+
+	dest := filepath.Join(t.TempDir(), "backup")
+	c.ok("backup", "a", "--to", dest)
+	err := filepath.WalkDir(dest, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		raw, _ := os.ReadFile(p)
+		if created.Secret == "" || strings.Contains(string(raw), created.Secret) || strings.Contains(string(raw), a.Password) {
+			t.Errorf("%s holds a secret", p)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	out, errOut, code := c.run("restore", "--from", dest, "--to", "b", "-o", "json")
+	if code != 0 {
+		t.Fatalf("restore: exit %d %s\n%s", code, errOut, out)
+	}
+	settings := restoredSettings(t, out)
+	if settings["harbor.project"] != "applied" && settings["harbor.project"] != "unchanged" || settings["harbor.robots"] != "applied" {
+		t.Errorf("restore settings %v\n%s", settings, out)
+	}
+	pa, pb := projectOf(t, c, "a"), projectOf(t, c, "b")
+	if !reflect.DeepEqual(pa, pb) {
+		t.Errorf("project settings differ after the restore:\na %v\nb %v", pa, pb)
+	}
+	if login := "robot$game-server+ci"; !strings.Contains(out, "refresh") {
+		t.Errorf("the restore does not say %s needs a new secret:\n%s", login, out)
+	}
+	out = c.ok("restore", "--from", dest, "--to", "b", "-o", "json")
+	if s := restoredSettings(t, out); s["harbor.project"] != "unchanged" || s["harbor.robots"] != "unchanged" {
+		t.Errorf("second restore: %v", s)
+	}
+}
+
+// restoredSettings maps setting → status of the first repository in a restore's JSON.
+func restoredSettings(t *testing.T, out string) map[string]string {
+	t.Helper()
+	var res struct {
+		Settings []struct{ Setting, Status string }
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("%v:\n%s", err, out)
+	}
+	m := map[string]string{}
+	for _, s := range res.Settings {
+		if _, seen := m[s.Setting]; !seen {
+			m[s.Setting] = s.Status
+		}
+	}
+	return m
+}
+
+// projectOf reads game-server's settings on registry reg through the harbor backend.
+func projectOf(t *testing.T, c *cli, reg string) map[string]string {
+	t.Helper()
+	f := &Factory{IO: nil, Environ: c.env, Now: func() time.Time { return fixedNow }, WorkDir: c.workDir}
+	res, err := f.Resolver()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := res.Registry(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs, err := r.(registry.SettingsKeeper).Settings(context.Background(), "game-server/api")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return docs
 }

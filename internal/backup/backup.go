@@ -410,6 +410,15 @@ func recordSettings(ctx context.Context, reg registry.Registry, repo string, rs 
 			failed(SettingRepositoryPolicy, err)
 		}
 	}
+	if sk, ok := reg.(registry.SettingsKeeper); ok {
+		docs, err := sk.Settings(ctx, repo)
+		if err != nil {
+			failed("backend settings", err)
+		}
+		for k, v := range docs {
+			rs.setting(k, v)
+		}
+	}
 }
 
 // childrenFirst orders manifests so that every index comes after the manifests it lists: registries

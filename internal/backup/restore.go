@@ -127,7 +127,18 @@ func restoreSettings(ctx context.Context, rs RepoSnapshot, reg registry.Registry
 				get, put = rp.GetRepositoryPolicy, rp.SetRepositoryPolicy
 			}
 		default:
-			report(k, "not-applied", "this version of regctl does not know the setting")
+			sk, ok := reg.(registry.SettingsKeeper)
+			if !ok {
+				report(k, "not-applied", reg.Name()+" ("+reg.Type()+") does not know the setting")
+				continue
+			}
+			status, reason, err := sk.PutSetting(ctx, rs.Name, k, text, o.DryRun)
+			if err != nil {
+				report(k, "failed", err.Error())
+				errs = append(errs, fmt.Errorf("%s: %w", k, err))
+				continue
+			}
+			report(k, status, reason)
 			continue
 		}
 		if put == nil {

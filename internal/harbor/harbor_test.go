@@ -191,14 +191,22 @@ func TestRepoCreateAsTheGuide(t *testing.T) {
 	if _, err := h.EnsureProject(ctx, "Game_Server", registry.RepositorySpec{}, registry.ProjectSpec{}); exitcode.Of(err) != exitcode.Usage {
 		t.Errorf("bad name: %v", err)
 	}
-	// EnsureRepository (the backend-neutral path) asks for scan on push as given, and names what
-	// Harbor cannot do.
-	r, err := h.EnsureRepository(ctx, "game-server", registry.RepositorySpec{ScanOnPush: false, Encryption: "KMS"})
-	if err != nil || r.Status != registry.StatusUpdated || !strings.Contains(r.Message, "auto_scan true → false") || !strings.Contains(r.Message, "encryption") {
+	// EnsureRepository (the backend-neutral path: seed, build-push, restore) asks for scan on push
+	// only when true: false cannot say "not asked", and the project is shared by every repository
+	// in it. It names what Harbor cannot do.
+	r, err := h.EnsureRepository(ctx, "game-server/api", registry.RepositorySpec{ScanOnPush: false, Encryption: "KMS"})
+	if err != nil || r.Status == registry.StatusUpdated || !strings.Contains(r.Message, "encryption") {
 		t.Errorf("EnsureRepository: %+v %v", r, err)
 	}
-	if spec, err := h.RepositorySettings(ctx, "game-server/api"); err != nil || spec.ScanOnPush {
-		t.Errorf("settings: %+v %v", spec, err)
+	if spec, err := h.RepositorySettings(ctx, "game-server/api"); err != nil || !spec.ScanOnPush {
+		t.Errorf("a repository ensured without scan on push switched the project's off: %+v %v", spec, err)
+	}
+	if _, err := h.EnsureProject(ctx, "game-server", registry.RepositorySpec{}, registry.ProjectSpec{ScanOnPush: bp(false)}); err != nil {
+		t.Fatal(err)
+	}
+	r, err = h.EnsureRepository(ctx, "game-server", registry.RepositorySpec{ScanOnPush: true})
+	if err != nil || r.Status != registry.StatusUpdated || !strings.Contains(r.Message, "auto_scan false → true") {
+		t.Errorf("EnsureRepository with scan on push: %+v %v", r, err)
 	}
 	if _, err := h.RepositorySettings(ctx, "nosuch/api"); exitcode.Of(err) != exitcode.NotFound {
 		t.Errorf("settings of a missing project: %v", err)

@@ -142,8 +142,13 @@ func want(spec registry.RepositorySpec, ps registry.ProjectSpec) (*wanted, error
 // EnsureRepository makes sure the project repo starts with exists with the spec's settings (scan
 // on push is asked for as given); see EnsureProject.
 func (h *Harbor) EnsureRepository(ctx context.Context, repo string, spec registry.RepositorySpec) (registry.EnsureResult, error) {
-	scan := spec.ScanOnPush
-	res, err := h.EnsureProject(ctx, repo, spec, registry.ProjectSpec{ScanOnPush: &scan})
+	// RepositorySpec.ScanOnPush false cannot say "not asked": only true is asked for, or a seed,
+	// a push or a restore into a project would switch its scan on push off.
+	var ps registry.ProjectSpec
+	if spec.ScanOnPush {
+		ps.ScanOnPush = &spec.ScanOnPush
+	}
+	res, err := h.EnsureProject(ctx, repo, spec, ps)
 	if len(res.Notes) > 0 {
 		res.Message += "; " + strings.Join(res.Notes, "; ")
 	}
@@ -155,7 +160,7 @@ func (h *Harbor) EnsureRepository(ctx context.Context, repo string, spec registr
 // diff). A repository inside a project is created by its first push; the message says so.
 func (h *Harbor) EnsureProject(ctx context.Context, repo string, spec registry.RepositorySpec, ps registry.ProjectSpec) (registry.ProjectResult, error) {
 	res := registry.ProjectResult{EnsureResult: registry.EnsureResult{Repository: repo}}
-	projName, inside, _ := strings.Cut(repo, "/")
+	projName, _, _ := strings.Cut(repo, "/")
 	if err := checkProject(projName); err != nil {
 		return res, err
 	}
@@ -163,6 +168,13 @@ func (h *Harbor) EnsureProject(ctx context.Context, repo string, spec registry.R
 	if err != nil {
 		return res, err
 	}
+	return h.ensureProject(ctx, repo, w)
+}
+
+// ensureProject creates or updates the project repo starts with to the wanted state.
+func (h *Harbor) ensureProject(ctx context.Context, repo string, w *wanted) (registry.ProjectResult, error) {
+	res := registry.ProjectResult{EnsureResult: registry.EnsureResult{Repository: repo}}
+	projName, inside, _ := strings.Cut(repo, "/")
 	res.Notes = w.notes
 	onPush := ""
 	if inside != "" {

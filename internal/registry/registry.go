@@ -177,6 +177,18 @@ type RepositoryInspector interface {
 	RepositorySettings(ctx context.Context, repo string) (RepositorySpec, error)
 }
 
+// SettingsKeeper is implemented by backends whose repositories have settings beyond
+// RepositorySpec and the policy interfaces (Harbor: its project's metadata and CVE allowlist, the
+// project's robot accounts), so backups keep them and restores put them back. Settings are named
+// JSON documents that never hold a secret.
+type SettingsKeeper interface {
+	// Settings returns the repository's settings by name; names are the backend's, e.g. harbor.project.
+	Settings(ctx context.Context, repo string) (map[string]string, error)
+	// PutSetting applies one document Settings returned (on this or another registry of the same
+	// type): status applied, unchanged, would-apply (dryRun) or not-applied, and why.
+	PutSetting(ctx context.Context, repo, name, doc string, dryRun bool) (status, reason string, err error)
+}
+
 // Traits are what a backend's answers can be trusted to contain; commands read them instead of
 // asking which kind of backend they talk to.
 type Traits struct {
