@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
@@ -17,9 +18,10 @@ import (
 )
 
 // clientOperations are every Harbor API operation regctl's Harbor client calls.
-var clientOperations = []string{"CreateRobot", "ListRobot", "createProject", "deleteArtifact", "getArtifact", "getHealth",
-	"getPing", "getProject", "getRepository", "getSystemInfo", "getVulnerabilitiesAddition", "listArtifacts", "listProjects",
-	"listRepositories", "listScanners", "scanArtifact", "updateProject"}
+var clientOperations = []string{"CreateRobot", "ListRobot", "createProject", "createRetention", "deleteArtifact", "getArtifact", "getHealth",
+	"getPing", "getProject", "getRepository", "getRetention", "getRetentionTaskLog", "getSystemInfo",
+	"getVulnerabilitiesAddition", "listArtifacts", "listProjects", "listRepositories", "listRetentionExecutions",
+	"listRetentionTasks", "listScanners", "scanArtifact", "triggerRetentionExecution", "updateProject", "updateRetention"}
 
 // TestClientAgainstHarborsSpec drives every call of the Harbor client through the emulator with
 // the validator built from testdata/harbor/harbor-v2.0-swagger.yaml: each request must be an
@@ -82,6 +84,17 @@ func TestClientAgainstHarborsSpec(t *testing.T) {
 	}
 	if _, err := h.EnsureProject(ctx, "game-server/nested/api", registry.RepositorySpec{}, registry.ProjectSpec{}); err != nil {
 		t.Fatal(err)
+	}
+
+	// lifecycle apply --native: create, dry-run, run, schedule (update), read back.
+	pol := mustPolicy(t, nativePolicy)
+	plans, images := plansFor(t, h, pol, time.Now(), "game-server/nested/api")
+	target := []harbor.RetentionTarget{{Project: "game-server", Repos: []string{"nested/api"}, Plans: plans, Images: images}}
+	if _, err := h.ApplyRetention(ctx, target, harbor.RetentionOptions{Policy: pol, Yes: true, Cron: "0 0 3 * * *"}); err != nil {
+		t.Fatal(err)
+	}
+	if stored, err := h.Retention(ctx, "game-server"); err != nil || stored == nil || stored.Trigger.Settings["cron"] != "0 0 3 * * *" {
+		t.Fatalf("the stored policy: %v %+v", err, stored)
 	}
 
 	v := s.Emulator().Validator()

@@ -42,6 +42,11 @@ var routes = []struct {
 	{"POST", regexp.MustCompile(`^/api/v2.0/projects/[^/]+/repositories/[^/]+/artifacts/[^/]+/scan$`), "scanArtifact"},
 	{"GET", regexp.MustCompile(`^/api/v2.0/projects/[^/]+/repositories/[^/]+/artifacts/[^/]+/additions/vulnerabilities$`), "getVulnerabilitiesAddition"},
 	{"GET", regexp.MustCompile(`^/api/v2.0/robots$`), "ListRobot"},
+	{"GET", regexp.MustCompile(`^/api/v2.0/retentions/[0-9]+$`), "getRetention"},
+	{"POST", regexp.MustCompile(`^/api/v2.0/retentions/[0-9]+/executions$`), "triggerRetentionExecution"},
+	{"GET", regexp.MustCompile(`^/api/v2.0/retentions/[0-9]+/executions$`), "listRetentionExecutions"},
+	{"GET", regexp.MustCompile(`^/api/v2.0/retentions/[0-9]+/executions/[0-9]+/tasks$`), "listRetentionTasks"},
+	{"GET", regexp.MustCompile(`^/api/v2.0/retentions/[0-9]+/executions/[0-9]+/tasks/[0-9]+$`), "getRetentionTaskLog"},
 }
 
 // valid are well-formed answers to the operations an operation under test also calls.
@@ -59,7 +64,17 @@ var valid = map[string]hostiletest.Answer{
 	"ListRobot":                  hostiletest.JSON("valid", ctJSON, robotListed),
 	"scanArtifact":               {Name: "accepted", Status: http.StatusAccepted},
 	"getVulnerabilitiesAddition": hostiletest.JSON("valid", ctJSON, vulnReport),
+	"getRetention":               hostiletest.JSON("valid", ctJSON, retentionPolicy),
+	"triggerRetentionExecution":  {Name: "created", Status: http.StatusCreated, Header: http.Header{"Location": {"/api/v2.0/retentions/3/executions/5"}}},
+	"listRetentionExecutions":    hostiletest.JSON("valid", ctJSON, `[{"id":5,"policy_id":3,"status":"Success","dry_run":true}]`),
+	"listRetentionTasks":         hostiletest.JSON("valid", ctJSON, `[{"id":7,"execution_id":5,"repository":"p/app","status":"Success"}]`),
+	"getRetentionTaskLog":        hostiletest.JSON("valid", "text/plain", retentionLog),
 }
+
+const (
+	retentionPolicy = `{"id":3,"algorithm":"or","rules":[{"action":"retain","template":"always","params":{}}],"trigger":{"kind":"Schedule","settings":{"cron":""}},"scope":{"level":"project","ref":1}}`
+	retentionLog    = "| Digest | Tag | Retention |\n|---|---|---|\n| " + digestA + " | v1 | DEL |\n"
+)
 
 const (
 	scanned    = `{"digest":"` + digestA + `",` + pushed + `,"scan_overview":{"application/vnd.security.vulnerability.report; version=1.1":{"scan_status":"Success"}}}`
@@ -298,6 +313,36 @@ func hostileOps() []hostileOp {
 		// 202 and 409 (a scan running already) go on to the report; a 200 is not Harbor's answer.
 		codes:  with(authCodes, "NOT_FOUND", exitcode.NotFound, "UNPROCESSABLE_ENTITY", exitcode.Usage, "accepted", 0, "CONFLICT", 0),
 		checks: map[string]func(*testing.T, any){"accepted": findings(1), "CONFLICT": findings(1)}})
+	withRetention := map[string]hostiletest.Answer{"getProject": hostiletest.JSON("valid", ctJSON, `{"project_id":1,"name":"p","metadata":{"retention_id":"3"}}`)}
+	ops = append(ops, hostileOp{name: "Retention", op: "getRetention", valid: retentionPolicy, also: withRetention,
+		extra: auth.With(harborError(http.StatusNotFound, "NOT_FOUND"),
+			hostiletest.JSON("other-project", ctJSON, strings.Replace(retentionPolicy, `"ref":1`, `"ref":9`, 1)),
+			hostiletest.JSON("no-template", ctJSON, strings.Replace(retentionPolicy, `"template":"always",`, ``, 1)),
+			hostiletest.JSON("params-strings", ctJSON, strings.Replace(retentionPolicy, `"params":{}`, `"params":{"latestPushedK":"ten"}`, 1))),
+		run: func(ctx context.Context, h *harbor.Harbor) (any, error) { return h.Retention(ctx, "p") },
+		// 404: the metadata names a policy that is gone, which is no policy.
+		codes: with(authCodes, "NOT_FOUND", 0, "html-404", 0, "wrong-type", 0, "no-type", 0)})
+	ops = append(ops, hostileOp{name: "Retention/metadata", op: "getProject", valid: `{"project_id":1,"name":"p","metadata":{"retention_id":"3"}}`,
+		extra: auth.With(hostiletest.JSON("bad-id", ctJSON, `{"project_id":1,"name":"p","metadata":{"retention_id":"three"}}`),
+			hostiletest.JSON("no-policy", ctJSON, `{"project_id":1,"name":"p","metadata":{}}`)),
+		run:   func(ctx context.Context, h *harbor.Harbor) (any, error) { return h.Retention(ctx, "p") },
+		codes: with(authCodes, "no-policy", 0, "wrong-type", 0, "no-type", 0, "html-404", exitcode.NotFound)})
+	run := func(ctx context.Context, h *harbor.Harbor) (any, error) { return h.RunRetention(ctx, 3, true) }
+	ops = append(ops, hostileOp{name: "RunRetention/trigger", op: "triggerRetentionExecution", valid: ``,
+		extra: auth.With(hostiletest.Answer{Name: "no-location", Status: http.StatusCreated},
+			hostiletest.Answer{Name: "location-no-id", Status: http.StatusCreated, Header: http.Header{"Location": {"/api/v2.0/retentions/3/executions/"}}},
+			hostiletest.Answer{Name: "created", Status: http.StatusCreated, Header: http.Header{"Location": {"/api/v2.0/retentions/3/executions/5"}}}),
+		run: run, codes: with(authCodes, "created", 0)})
+	ops = append(ops, hostileOp{name: "RunRetention/status", op: "listRetentionExecutions", valid: `[{"id":5,"policy_id":3,"status":"Success","dry_run":true}]`,
+		extra: auth.With(hostiletest.JSON("no-id", ctJSON, `[{"status":"Success"}]`), hostiletest.JSON("odd-status", ctJSON, `[{"id":5,"status":"Exploded"}]`),
+			hostiletest.JSON("failed", ctJSON, `[{"id":5,"status":"Error"}]`), hostiletest.JSON("other-execution", ctJSON, `[{"id":6,"status":"Success"}]`)),
+		run: run, codes: with(authCodes, "wrong-type", 0, "no-type", 0)})
+	ops = append(ops, hostileOp{name: "RunRetention/tasks", op: "listRetentionTasks", valid: `[{"id":7,"execution_id":5,"repository":"p/app","status":"Success"}]`,
+		extra: auth.With(hostiletest.JSON("no-repository", ctJSON, `[{"id":7}]`), hostiletest.JSON("none", ctJSON, `[]`)),
+		run: run, codes: with(authCodes, "wrong-type", 0, "no-type", 0, "none", 0, "json-array", 0)})
+	ops = append(ops, hostileOp{name: "RunRetention/log", op: "getRetentionTaskLog", valid: retentionLog,
+		extra: auth.With(hostiletest.JSON("plain", "text/plain", retentionLog), hostiletest.JSON("no-table", "text/plain", "job started\n")),
+		run: run, codes: with(authCodes, "plain", 0, "wrong-type", 0, "no-type", 0, "valid", 0)})
 	return ops
 }
 

@@ -141,6 +141,8 @@ func (e *Emulator) serveAPI(w http.ResponseWriter, r *http.Request) {
 		e.serveProject(w, r, who, seg[1:])
 	case seg[0] == "robots":
 		e.serveRobots(w, r, who, seg[1:])
+	case seg[0] == "retentions":
+		e.serveRetentions(w, r, who, seg[1:])
 	case len(seg) == 1 && seg[0] == "scanners" && m == http.MethodGet:
 		e.listScanners(w, who)
 	default:

@@ -89,8 +89,11 @@ type Emulator struct {
 	scanner    Scanner
 	scans      map[string]*scanJob // by repository@digest
 	fixedVulns map[string][]Vulnerability
-	scanWG     sync.WaitGroup
-	requests   []string
+	// scanWG tracks background jobs (scans, retention executions) that still use the data plane.
+	scanWG         sync.WaitGroup
+	retentions     map[int64]*retentionDoc       // by policy id
+	retentionExecs map[int64]*retentionExecution // by execution id
+	requests       []string
 }
 
 // New builds an emulator. external is the URL clients reach it at (it appears in Location and Link
@@ -102,7 +105,8 @@ func New(ctx context.Context, o Options) (*Emulator, error) {
 	}
 	e := &Emulator{now: o.Now, adminPW: o.AdminPassword, registry: reg, closeReg: closeReg,
 		projects: map[string]*project{}, robots: map[string]*Robot{}, tokens: map[string]principal{},
-		health: map[string]string{}, scanner: o.Scanner, scans: map[string]*scanJob{}, fixedVulns: map[string][]Vulnerability{}}
+		health: map[string]string{}, scanner: o.Scanner, scans: map[string]*scanJob{}, fixedVulns: map[string][]Vulnerability{},
+		retentions: map[int64]*retentionDoc{}, retentionExecs: map[int64]*retentionExecution{}}
 	if e.now == nil {
 		e.now = time.Now
 	}
