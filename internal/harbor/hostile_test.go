@@ -339,10 +339,10 @@ func hostileOps() []hostileOp {
 		run: run, codes: with(authCodes, "wrong-type", 0, "no-type", 0)})
 	ops = append(ops, hostileOp{name: "RunRetention/tasks", op: "listRetentionTasks", valid: `[{"id":7,"execution_id":5,"repository":"p/app","status":"Success"}]`,
 		extra: auth.With(hostiletest.JSON("no-repository", ctJSON, `[{"id":7}]`), hostiletest.JSON("none", ctJSON, `[]`)),
-		run: run, codes: with(authCodes, "wrong-type", 0, "no-type", 0, "none", 0, "json-array", 0)})
+		run:   run, codes: with(authCodes, "wrong-type", 0, "no-type", 0, "none", 0, "json-array", 0)})
 	ops = append(ops, hostileOp{name: "RunRetention/log", op: "getRetentionTaskLog", valid: retentionLog,
 		extra: auth.With(hostiletest.JSON("plain", "text/plain", retentionLog), hostiletest.JSON("no-table", "text/plain", "job started\n")),
-		run: run, codes: with(authCodes, "plain", 0, "wrong-type", 0, "no-type", 0, "valid", 0)})
+		run:   run, codes: with(authCodes, "plain", 0, "wrong-type", 0, "no-type", 0, "valid", 0)})
 	return ops
 }
 
