@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -129,6 +130,8 @@ func TestHarborBackupKeepsSettings(t *testing.T) {
 	var created struct{ Secret string }
 	json.Unmarshal([]byte(c.ok("harbor", "robot", "create", "a", "--project", "game-server", "--name", "ci", "--push", "--pull", "-o", "json")), &created)
 	c.ok("registry", "seed", "a/game-server/api")
+	keepTen := strings.Replace(keepTwoVReleases, `"countNumber":2`, `"countNumber":10`, 1)
+	c.ok("lifecycle", "apply", "-f", writePolicy(t, keepTen), "a/game-server", "--native", "--yes")
 
 	dest := filepath.Join(t.TempDir(), "backup")
 	c.ok("backup", "a", "--to", dest)
@@ -151,7 +154,7 @@ func TestHarborBackupKeepsSettings(t *testing.T) {
 		t.Fatalf("restore: exit %d %s\n%s", code, errOut, out)
 	}
 	settings := restoredSettings(t, out)
-	if settings["harbor.project"] != "applied" && settings["harbor.project"] != "unchanged" || settings["harbor.robots"] != "applied" {
+	if settings["harbor.project"] != "applied" && settings["harbor.project"] != "unchanged" || settings["harbor.robots"] != "applied" || settings["harbor.retention"] != "applied" {
 		t.Errorf("restore settings %v\n%s", settings, out)
 	}
 	pa, pb := projectOf(t, c, "a"), projectOf(t, c, "b")
@@ -162,7 +165,13 @@ func TestHarborBackupKeepsSettings(t *testing.T) {
 		t.Errorf("the restore does not say %s needs a new secret:\n%s", login, out)
 	}
 	out = c.ok("restore", "--from", dest, "--to", "b", "-o", "json")
-	if s := restoredSettings(t, out); s["harbor.project"] != "unchanged" || s["harbor.robots"] != "unchanged" {
+	retention := func(s *harbortest.Server) string { // the policy without Harbor's ids
+		return regexp.MustCompile(`"(id|ref)":\d+`).ReplaceAllString(s.Emulator().RetentionPolicy("game-server"), "")
+	}
+	if ra, rb := retention(a), retention(b); ra == "" || ra != rb {
+		t.Errorf("the retention policy after the restore:\na %s\nb %s", ra, rb)
+	}
+	if s := restoredSettings(t, out); s["harbor.project"] != "unchanged" || s["harbor.robots"] != "unchanged" || s["harbor.retention"] != "unchanged" {
 		t.Errorf("second restore: %v", s)
 	}
 }

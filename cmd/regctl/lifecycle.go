@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/regctl-dev/regctl/internal/exitcode"
+	"github.com/regctl-dev/regctl/internal/harbor"
 	"github.com/regctl-dev/regctl/internal/lifecycle"
 	"github.com/regctl-dev/regctl/internal/registry"
 	"github.com/regctl-dev/regctl/internal/ui"
@@ -262,7 +263,7 @@ func newLifecyclePreviewCmd(f *Factory) *cobra.Command {
 
 func newLifecycleApplyCmd(f *Factory) *cobra.Command {
 	var pf planFlags
-	var dryRun, yes bool
+	var dryRun, yes, native bool
 	var maxDelete, jobs int
 	cmd := &cobra.Command{
 		Use:   "apply -f POLICY REPO... | REGISTRY --prefix P",
@@ -271,13 +272,25 @@ func newLifecycleApplyCmd(f *Factory) *cobra.Command {
   --dry-run is given (the plan is printed);
   the plan would delete more than --max-delete images (exit 1: a plan is applied whole or not at all);
   stdin/stderr are not a terminal and --yes is missing (exit 2); on a terminal regctl asks.
-A re-run with nothing to expire says so and exits 0.`,
+A re-run with nothing to expire says so and exits 0.
+
+--native (Harbor): instead of deleting itself, regctl stores the policy as the project's tag
+retention policy, where the translation is exact (refused with every reason where it is not, exit
+2: Harbor retains rather than expires, has no rule priority, no pull or archive rules, 15 rules per
+project). The policy is stored without a schedule, Harbor dry-runs it, and Harbor runs it only if
+its dry run deletes exactly what regctl's plan expires; otherwise the differences are named, the
+previous policy is put back and nothing is deleted (exit 1). With --dry-run nothing is stored; a
+policy stored already is dry-run by Harbor and compared.`,
 		Example: `  regctl lifecycle apply -f ecr-lifecycle-policy.json local/game-server --dry-run
-  regctl lifecycle apply -f policy.json local --prefix game-server/ --yes --max-delete 50`,
+  regctl lifecycle apply -f policy.json local --prefix game-server/ --yes --max-delete 50
+  regctl lifecycle apply -f keep-releases.json harbor/game-server --native --dry-run`,
 		Args: args(cobra.MinimumNArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			if maxDelete < 0 {
 				return usageError(errors.New("--max-delete must be 0 (no limit) or more"))
+			}
+			if native {
+				return runNativeApply(cmd, f, &pf, a, harbor.RetentionOptions{DryRun: dryRun, Yes: yes, MaxDelete: maxDelete})
 			}
 			plans, regs, err := pf.plans(cmd, f, a)
 			if err != nil {
@@ -324,6 +337,7 @@ A re-run with nothing to expire says so and exits 0.`,
 	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "delete without asking (required when not on a terminal)")
 	cmd.Flags().IntVar(&maxDelete, "max-delete", 0, "delete nothing if the plan expires more images than this (0: no limit)")
 	cmd.Flags().IntVar(&jobs, "jobs", 4, "images deleted in parallel")
+	cmd.Flags().BoolVar(&native, "native", false, "Harbor: store the policy as the project's tag retention policy and let Harbor apply it, checked against regctl's plan")
 	return cmd
 }
 

@@ -88,8 +88,8 @@ func TestClientAgainstHarborsSpec(t *testing.T) {
 
 	// lifecycle apply --native: create, dry-run, run, schedule (update), read back.
 	pol := mustPolicy(t, nativePolicy)
-	plans, images := plansFor(t, h, pol, time.Now(), "game-server/nested/api")
-	target := []harbor.RetentionTarget{{Project: "game-server", Repos: []string{"nested/api"}, Plans: plans, Images: images}}
+	plans := plansFor(t, h, pol, time.Now(), "game-server/nested/api")
+	target := []harbor.RetentionTarget{{Project: "game-server", Repos: []string{"nested/api"}, Plans: plans}}
 	if _, err := h.ApplyRetention(ctx, target, harbor.RetentionOptions{Policy: pol, Yes: true, Cron: "0 0 3 * * *"}); err != nil {
 		t.Fatal(err)
 	}

@@ -93,7 +93,9 @@ func (p *RetentionPolicy) normal() RetentionPolicy {
 	if n.Trigger.Settings == nil {
 		n.Trigger.Settings = map[string]string{"cron": ""}
 	}
-	n.Trigger.References = nil
+	// Harbor's references are its own bookkeeping, not part of what the user asked for; the
+	// spec does not allow null there.
+	n.Trigger.References = map[string]any{}
 	return n
 }
 
@@ -106,9 +108,10 @@ func (e *NotExactError) Error() string {
 
 // TranslateRetention turns an ECR lifecycle policy into the rules of a Harbor retention policy
 // scoped to the given repositories of one project (names without the project; none: all of the
-// project's). images are the repositories' current images: an image whose tags fall under two
-// rules (or a rule and no rule) makes the translation inexact for this content, and is named.
-func TranslateRetention(p *lifecycle.Policy, repos []string, images []registry.Image) ([]RetentionRule, error) {
+// project's). plans are regctl's plans for the repositories' current images: an image whose tags
+// fall under two rules (or a rule and no rule) makes the translation inexact for this content,
+// and is named.
+func TranslateRetention(p *lifecycle.Policy, repos []string, plans []*lifecycle.RepoPlan) ([]RetentionRule, error) {
 	var why []string
 	scope := "**"
 	switch len(repos) {
@@ -216,7 +219,7 @@ func TranslateRetention(p *lifecycle.Policy, repos []string, images []registry.I
 		why = append(why, fmt.Sprintf("%d Harbor rules (with the complement rule that keeps what no rule selects) exceed Harbor's %d per project", len(out), MaxRetentionRules))
 	}
 	if len(why) == 0 && !hasAny {
-		why = append(why, mixedImages(tagged, images)...)
+		why = append(why, mixedImages(tagged, plans)...)
 	}
 	if len(why) > 0 {
 		return nil, exitcode.With(exitcode.Usage, &NotExactError{Reasons: why})
@@ -253,9 +256,17 @@ func literalTail(p string) string {
 
 // mixedImages names the images whose tags fall under different rules, or under a rule and under
 // none: ECR gives such an image to its first rule, Harbor keeps it if any selecting rule does.
-func mixedImages(patterns []string, images []registry.Image) []string {
+func mixedImages(patterns []string, plans []*lifecycle.RepoPlan) []string {
 	var out []string
-	for _, img := range images {
+	for _, plan := range plans {
+		out = append(out, mixedInPlan(patterns, plan)...)
+	}
+	return out
+}
+
+func mixedInPlan(patterns []string, plan *lifecycle.RepoPlan) []string {
+	var out []string
+	for _, img := range plan.Items {
 		if img.Kind.Attached() || len(img.Tags) < 2 {
 			continue
 		}
@@ -277,7 +288,7 @@ func mixedImages(patterns []string, images []registry.Image) []string {
 			}
 			sort.Strings(names)
 			out = append(out, fmt.Sprintf("%s %s has tags %v under %s: ECR gives it to one rule, Harbor keeps it if any of them does",
-				img.Repository, registry.ShortDigest(img.Digest.String()), img.Tags, strings.Join(names, " and ")))
+				plan.Repository, registry.ShortDigest(img.Digest), img.Tags, strings.Join(names, " and ")))
 		}
 	}
 	return out
@@ -349,6 +360,9 @@ func (h *Harbor) Retention(ctx context.Context, projectName string) (*RetentionP
 func (h *Harbor) PutRetention(ctx context.Context, pol *RetentionPolicy, storedID int64) (int64, error) {
 	body := *pol
 	body.ID = 0
+	if body.Trigger.References == nil {
+		body.Trigger.References = map[string]any{} // the spec does not allow null
+	}
 	if storedID > 0 {
 		body.ID = storedID
 		_, err := h.api.do(ctx, request{op: "updateRetention", method: http.MethodPut, path: "/retentions/" + strconv.FormatInt(storedID, 10), body: body})

@@ -8,7 +8,6 @@ import (
 
 	"github.com/regctl-dev/regctl/internal/exitcode"
 	"github.com/regctl-dev/regctl/internal/lifecycle"
-	"github.com/regctl-dev/regctl/internal/registry"
 )
 
 // RetentionTarget is one project lifecycle apply --native stores a policy in: the repositories
@@ -18,7 +17,6 @@ type RetentionTarget struct {
 	Project string
 	Repos   []string
 	Plans   []*lifecycle.RepoPlan
-	Images  []registry.Image
 }
 
 // RetentionOptions are lifecycle apply's rules, as for the client-side engine.
@@ -73,7 +71,7 @@ func (h *Harbor) ApplyRetention(ctx context.Context, targets []RetentionTarget, 
 	var todo []work
 	expires, changes := 0, 0
 	for _, t := range targets {
-		rules, err := TranslateRetention(o.Policy, t.Repos, t.Images)
+		rules, err := TranslateRetention(o.Policy, t.Repos, t.Plans)
 		if err != nil {
 			return out, fmt.Errorf("project %s: %w", t.Project, err)
 		}
@@ -197,7 +195,7 @@ func (h *Harbor) applyOne(ctx context.Context, t RetentionTarget, res *ProjectRe
 				restore = "the previous policy is back"
 			}
 		}
-		return fmt.Errorf("Harbor's dry run does not delete what regctl's plan expires, so it was not run (%s): %s", restore, strings.Join(d, "; "))
+		return fmt.Errorf("the Harbor dry run does not delete what regctl's plan expires, so it was not run (%s): %s", restore, strings.Join(d, "; "))
 	}
 	run, err := h.RunRetention(ctx, id, false)
 	if run != nil {
@@ -210,7 +208,7 @@ func (h *Harbor) applyOne(ctx context.Context, t RetentionTarget, res *ProjectRe
 	if d := RetentionDisagreements(t.Plans, run); len(d) > 0 {
 		// Too late to stop, but never silent (goharbor/harbor#20996: a run can differ from its dry run).
 		res.Disagreements = d
-		return fmt.Errorf("Harbor's run differed from its dry run and regctl's plan: %s", strings.Join(d, "; "))
+		return fmt.Errorf("the Harbor run differed from its dry run and regctl's plan: %s", strings.Join(d, "; "))
 	}
 	if want.Trigger.Settings["cron"] != "" {
 		if _, err := h.PutRetention(ctx, want, id); err != nil {

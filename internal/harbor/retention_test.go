@@ -83,7 +83,7 @@ func TestTranslateRetention(t *testing.T) {
 	}
 
 	// Content the translation cannot be exact for: an image tagged release-1 and latest.
-	mixed := []registry.Image{{Repository: "p/api", Digest: v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("c", 64)}, Kind: registry.KindImage, Tags: []string{"release-1", "latest"}}}
+	mixed := []*lifecycle.RepoPlan{{Repository: "p/api", Items: []lifecycle.PlanItem{{Digest: "sha256:" + strings.Repeat("c", 64), Kind: registry.KindImage, Tags: []string{"release-1", "latest"}}}}}
 	if _, err := harbor.TranslateRetention(mustPolicy(t, nativePolicy), []string{"api"}, mixed); err == nil || !strings.Contains(err.Error(), "[release-1 latest]") {
 		t.Errorf("a release image also tagged latest: %v", err)
 	}
@@ -118,19 +118,17 @@ func retentionRepo(t *testing.T, h *harbor.Harbor, clock *harbortest.Clock) map[
 	return d
 }
 
-func plansFor(t *testing.T, h *harbor.Harbor, p *lifecycle.Policy, now time.Time, repos ...string) ([]*lifecycle.RepoPlan, []registry.Image) {
+func plansFor(t *testing.T, h *harbor.Harbor, p *lifecycle.Policy, now time.Time, repos ...string) []*lifecycle.RepoPlan {
 	t.Helper()
 	var plans []*lifecycle.RepoPlan
-	var all []registry.Image
 	for _, r := range repos {
 		images, err := h.Images(ctx, r)
 		if err != nil {
 			t.Fatal(err)
 		}
-		all = append(all, images...)
 		plans = append(plans, lifecycle.BuildPlan(p, "harbor", r, images, lifecycle.AgeAuto, now))
 	}
-	return plans, all
+	return plans
 }
 
 // TestApplyRetention: --native end to end on the emulator, whose retention job is Harbor's
@@ -147,11 +145,11 @@ func TestApplyRetention(t *testing.T) {
 	}
 	d := retentionRepo(t, h, clock)
 	pol := mustPolicy(t, nativePolicy)
-	plans, images := plansFor(t, h, pol, clock.Now(), "game-server/api")
+	plans := plansFor(t, h, pol, clock.Now(), "game-server/api")
 	if plans[0].Summary.Expire != 3 { // release-1, release-2, the older of the two untagged (tmp6 is tagged tmp)
 		t.Fatalf("regctl's plan expires %d, want 3", plans[0].Summary.Expire)
 	}
-	target := []harbor.RetentionTarget{{Project: "game-server", Repos: []string{"api"}, Plans: plans, Images: images}}
+	target := []harbor.RetentionTarget{{Project: "game-server", Repos: []string{"api"}, Plans: plans}}
 	var notes []string
 	note := func(f string, a ...any) { notes = append(notes, f) }
 
@@ -198,8 +196,8 @@ func TestApplyRetention(t *testing.T) {
 		t.Errorf("runs: %d dry, %d real; want 1 and 1", dry, real)
 	}
 
-	plans, images = plansFor(t, h, pol, clock.Now(), "game-server/api")
-	target = []harbor.RetentionTarget{{Project: "game-server", Repos: []string{"api"}, Plans: plans, Images: images}}
+	plans = plansFor(t, h, pol, clock.Now(), "game-server/api")
+	target = []harbor.RetentionTarget{{Project: "game-server", Repos: []string{"api"}, Plans: plans}}
 	out, err = h.ApplyRetention(ctx, target, harbor.RetentionOptions{Policy: pol, Yes: true, Cron: "0 0 3 * * *"})
 	if err != nil || out.Projects[0].Status != "unchanged" || !strings.HasPrefix(out.Message, "nothing to do") {
 		t.Fatalf("re-run: %v %+v", err, out)
@@ -217,8 +215,8 @@ func TestApplyRetention(t *testing.T) {
 	if err := remoteTag(t, h, "game-server/api:release-3", "release-3-hotfix"); err != nil {
 		t.Fatal(err)
 	}
-	plans, images = plansFor(t, h, pol, clock.Now(), "game-server/api")
-	target = []harbor.RetentionTarget{{Project: "game-server", Repos: []string{"api"}, Plans: plans, Images: images}}
+	plans = plansFor(t, h, pol, clock.Now(), "game-server/api")
+	target = []harbor.RetentionTarget{{Project: "game-server", Repos: []string{"api"}, Plans: plans}}
 	before, _ := h.Images(ctx, "game-server/api")
 	out, err = h.ApplyRetention(ctx, target, harbor.RetentionOptions{Policy: pol, Yes: true, Cron: "0 0 3 * * *"})
 	if err == nil || out.Projects[0].Status != "not-run" || !strings.Contains(err.Error(), "release-3") || !strings.Contains(err.Error(), "release-4") {

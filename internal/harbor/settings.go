@@ -16,6 +16,9 @@ import (
 const (
 	SettingProject = "harbor.project" // metadata and CVE allowlist: what the guide's pg_dump kept
 	SettingRobots  = "harbor.robots"  // the project's robot accounts: names, lifetimes, permissions; no secrets
+	// SettingRetention is the project's tag retention policy (rules and schedule), kept only when
+	// the project has one.
+	SettingRetention = "harbor.retention"
 )
 
 // keptMetadata are the project metadata keys a backup keeps: the ones users set. retention_id
@@ -74,7 +77,18 @@ func (h *Harbor) Settings(ctx context.Context, repo string) (map[string]string, 
 	}
 	pb, _ := json.Marshal(pd)
 	rb, _ := json.Marshal(rd)
-	return map[string]string{SettingProject: string(pb), SettingRobots: string(rb)}, nil
+	out := map[string]string{SettingProject: string(pb), SettingRobots: string(rb)}
+	pol, err := h.Retention(ctx, projName)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", SettingRetention, err)
+	}
+	if pol != nil {
+		n := pol.normal()
+		n.Scope.Ref = 0 // the project's id on this Harbor; restore uses the target's
+		b, _ := json.Marshal(n)
+		out[SettingRetention] = string(b)
+	}
+	return out, nil
 }
 
 // PutSetting applies a harbor.project or harbor.robots document to repo's project. Robots that
@@ -171,6 +185,38 @@ func (h *Harbor) PutSetting(ctx context.Context, repo, name, doc string, dryRun 
 			return "not-applied", strings.Join(why, "; "), nil
 		}
 		return "unchanged", "", nil
+	case SettingRetention:
+		var want RetentionPolicy
+		if err := json.Unmarshal([]byte(doc), &want); err != nil || want.Algorithm == "" {
+			return "", "", fmt.Errorf("%s: the backup's document is not a retention policy: %v", name, err)
+		}
+		pid, err := h.ProjectID(ctx, projName)
+		if err != nil {
+			return "", "", err
+		}
+		want.Scope = RetentionScope{Level: "project", Ref: pid}
+		stored, err := h.Retention(ctx, projName)
+		if err != nil {
+			return "", "", err
+		}
+		if want.Same(stored) {
+			return "unchanged", "", nil
+		}
+		why := fmt.Sprintf("tag retention policy with %d rules, schedule %q (\"\" runs only when asked): Harbor deletes what it does not retain when it runs", len(want.Rules), want.Trigger.Settings["cron"])
+		if stored != nil {
+			why = fmt.Sprintf("replaces the stored policy of %d rules with the ", len(stored.Rules)) + why
+		}
+		if dryRun {
+			return "would-apply", why, nil
+		}
+		var storedID int64
+		if stored != nil {
+			storedID = stored.ID
+		}
+		if _, err := h.PutRetention(ctx, &want, storedID); err != nil {
+			return "", "", err
+		}
+		return "applied", why, nil
 	}
 	return "not-applied", "this version of regctl does not know the setting", nil
 }

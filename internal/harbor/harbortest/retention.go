@@ -311,7 +311,7 @@ func validateCron(s string, replication bool) error {
 	}
 	for i, field := range f {
 		for _, part := range strings.Split(field, ",") {
-			if part == "" || strings.Trim(part, "0123456789*/-?LW#ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") != "" {
+			if part == "" || strings.Trim(part, "0123456789*/-?#ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") != "" {
 				return fmt.Errorf("field %d %q is not a cron field", i+1, field)
 			}
 		}
