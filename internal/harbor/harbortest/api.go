@@ -143,6 +143,10 @@ func (e *Emulator) serveAPI(w http.ResponseWriter, r *http.Request) {
 		e.serveRobots(w, r, who, seg[1:])
 	case seg[0] == "retentions":
 		e.serveRetentions(w, r, who, seg[1:])
+	case seg[0] == "registries":
+		e.serveRegistries(w, r, who, seg[1:])
+	case seg[0] == "replication":
+		e.serveReplication(w, r, who, seg[1:])
 	case len(seg) == 1 && seg[0] == "scanners" && m == http.MethodGet:
 		e.listScanners(w, who)
 	default:

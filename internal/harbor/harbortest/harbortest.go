@@ -91,8 +91,11 @@ type Emulator struct {
 	fixedVulns map[string][]Vulnerability
 	// scanWG tracks background jobs (scans, retention executions) that still use the data plane.
 	scanWG         sync.WaitGroup
-	retentions     map[int64]*retentionDoc       // by policy id
-	retentionExecs map[int64]*retentionExecution // by execution id
+	retentions     map[int64]*retentionDoc         // by policy id
+	retentionExecs map[int64]*retentionExecution   // by execution id
+	endpoints      map[int64]*registryEndpoint     // registry endpoints by id
+	replPolicies   map[int64]*replicationPolicy    // by id
+	replExecs      map[int64]*replicationExecution // by id
 	requests       []string
 }
 
@@ -106,7 +109,8 @@ func New(ctx context.Context, o Options) (*Emulator, error) {
 	e := &Emulator{now: o.Now, adminPW: o.AdminPassword, registry: reg, closeReg: closeReg,
 		projects: map[string]*project{}, robots: map[string]*Robot{}, tokens: map[string]principal{},
 		health: map[string]string{}, scanner: o.Scanner, scans: map[string]*scanJob{}, fixedVulns: map[string][]Vulnerability{},
-		retentions: map[int64]*retentionDoc{}, retentionExecs: map[int64]*retentionExecution{}}
+		retentions: map[int64]*retentionDoc{}, retentionExecs: map[int64]*retentionExecution{},
+		endpoints: map[int64]*registryEndpoint{}, replPolicies: map[int64]*replicationPolicy{}, replExecs: map[int64]*replicationExecution{}}
 	if e.now == nil {
 		e.now = time.Now
 	}
