@@ -27,7 +27,11 @@ type cli struct {
 	env     []string
 	workDir string
 	tty     bool
+	// transcript is every stdout and stderr of the runs, for checks that a secret shows nowhere.
+	transcript strings.Builder
 }
+
+func (c *cli) allOutput() string { return c.transcript.String() }
 
 func newCLI(t *testing.T, env ...string) *cli {
 	home := t.TempDir()
@@ -41,6 +45,8 @@ func (c *cli) run(argv ...string) (string, string, int) {
 	streams.OutTTY, streams.ErrTTY = c.tty, c.tty
 	f := &Factory{IO: streams, Environ: c.env, Now: func() time.Time { return fixedNow }, WorkDir: c.workDir}
 	code := execute(context.Background(), f, argv)
+	c.transcript.WriteString(out.String())
+	c.transcript.WriteString(errOut.String())
 	return out.String(), errOut.String(), code
 }
 

@@ -82,6 +82,16 @@ func TestHarborNativeRetention(t *testing.T) {
 	if out := c.ok("lifecycle", "apply", "-f", policy, "harbor/game-server", "--native", "--yes"); !strings.Contains(out, "nothing to do") {
 		t.Errorf("re-run:\n%s", out)
 	}
+	// --schedule: the checked policy is stored with Harbor's 6-field cron, the translation printed.
+	_, errOut, code := c.run("lifecycle", "apply", "-f", policy, "harbor/game-server", "--native", "--yes", "--schedule", "0 3 * * *")
+	if code != 0 || !strings.Contains(errOut, "schedule 0 3 * * * → Harbor 0 0 3 * * *") || !strings.Contains(s.Emulator().RetentionPolicy("game-server"), `"cron":"0 0 3 * * *"`) {
+		t.Errorf("--schedule: exit %d %s\nstored %s", code, errOut, s.Emulator().RetentionPolicy("game-server"))
+	}
+	for _, bad := range [][]string{{"--native", "--schedule", "0 3 * *"}, {"--schedule", "0 3 * * *"}, {"--native", "--schedule", "7 0 3 * * *"}} {
+		if _, errOut, code := c.run(append([]string{"lifecycle", "apply", "-f", policy, "harbor/game-server", "--dry-run"}, bad...)...); code != exitcode.Usage || !strings.Contains(errOut, "--schedule") {
+			t.Errorf("%v: exit %d %s", bad, code, errOut)
+		}
+	}
 	if _, errOut, code := c.run("lifecycle", "apply", "-f", policy, "127.0.0.1:1/app", "--native", "--dry-run"); code != exitcode.Usage || !strings.Contains(errOut, "only Harbor") {
 		t.Errorf("--native on an OCI registry: exit %d %s", code, errOut)
 	}

@@ -117,11 +117,12 @@ func ids(t *testing.T, out string) []string {
 // project metadata, the CVE allowlist, robot permissions (never a secret) — and a restore onto
 // another Harbor recreates them; a second restore has nothing to change.
 func TestHarborBackupKeepsSettings(t *testing.T) {
-	a, b := harbortest.Start(t), harbortest.Start(t)
-	c := newCLI(t, "HARBOR_A="+a.Password, "HARBOR_B="+b.Password)
+	a, b, dr := harbortest.Start(t), harbortest.Start(t), harbortest.Start(t)
+	c := newCLI(t, "HARBOR_A="+a.Password, "HARBOR_B="+b.Password, "HARBOR_DR="+dr.Password)
 	cfg := "default_registry: a\nregistries:\n" +
 		"  a:\n    type: harbor\n    url: " + a.URL + "\n    username: admin\n    password_env: HARBOR_A\n" +
-		"  b:\n    type: harbor\n    url: " + b.URL + "\n    username: admin\n    password_env: HARBOR_B\n"
+		"  b:\n    type: harbor\n    url: " + b.URL + "\n    username: admin\n    password_env: HARBOR_B\n" +
+		"  dr:\n    type: harbor\n    url: " + dr.URL + "\n    username: admin\n    password_env: HARBOR_DR\n"
 	if err := os.WriteFile(filepath.Join(c.workDir, "regctl.yaml"), []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -132,6 +133,9 @@ func TestHarborBackupKeepsSettings(t *testing.T) {
 	c.ok("registry", "seed", "a/game-server/api")
 	keepTen := strings.Replace(keepTwoVReleases, `"countNumber":2`, `"countNumber":10`, 1)
 	c.ok("lifecycle", "apply", "-f", writePolicy(t, keepTen), "a/game-server", "--native", "--yes")
+	syncToDR := []string{"--dest-registry", "dr", "--dest-namespace", "game-server", "--repos", "game-server/**", "--trigger-type", "scheduled", "--cron", "0 2 * * *"}
+	c.ok(append([]string{"replication", "put", "a", "--name", "Sync to DR"}, syncToDR...)...)
+	c.ok("replication", "put", "a", "--name", "other project", "--dest-registry", "dr", "--repos", "tools/**") // selects no repository backed up
 
 	dest := filepath.Join(t.TempDir(), "backup")
 	c.ok("backup", "a", "--to", dest)
@@ -140,7 +144,7 @@ func TestHarborBackupKeepsSettings(t *testing.T) {
 			return err
 		}
 		raw, _ := os.ReadFile(p)
-		if created.Secret == "" || strings.Contains(string(raw), created.Secret) || strings.Contains(string(raw), a.Password) {
+		if created.Secret == "" || strings.Contains(string(raw), created.Secret) || strings.Contains(string(raw), a.Password) || strings.Contains(string(raw), dr.Password) {
 			t.Errorf("%s holds a secret", p)
 		}
 		return nil
@@ -157,12 +161,46 @@ func TestHarborBackupKeepsSettings(t *testing.T) {
 	if settings["harbor.project"] != "applied" && settings["harbor.project"] != "unchanged" || settings["harbor.robots"] != "applied" || settings["harbor.retention"] != "applied" {
 		t.Errorf("restore settings %v\n%s", settings, out)
 	}
+	// b has no endpoint dr, and the backup no secret to create it with: named, not applied.
+	if settings["harbor.replication"] != "not-applied" || !strings.Contains(errOut, "replication put --dest-registry") || !strings.Contains(errOut, `"Sync to DR"`) {
+		t.Errorf("replication restored without its endpoint: %v\n%s", settings, errOut)
+	}
 	pa, pb := projectOf(t, c, "a"), projectOf(t, c, "b")
+	if pa["harbor.replication"] == "" || pb["harbor.replication"] != "" {
+		t.Errorf("replication policies before the endpoint is there: a %q, b %q", pa["harbor.replication"], pb["harbor.replication"])
+	}
+	delete(pa, "harbor.replication") // compared once b has the endpoint, below
 	if !reflect.DeepEqual(pa, pb) {
 		t.Errorf("project settings differ after the restore:\na %v\nb %v", pa, pb)
 	}
 	if login := "robot$game-server+ci"; !strings.Contains(out, "refresh") {
 		t.Errorf("the restore does not say %s needs a new secret:\n%s", login, out)
+	}
+	// Once b has the endpoint (here through another policy), the restore stores Sync to DR.
+	c.ok("replication", "put", "b", "--name", "bootstrap", "--dest-registry", "dr")
+	if s := restoredSettings(t, c.ok("restore", "--from", dest, "--to", "b", "-o", "json")); s["harbor.replication"] != "applied" {
+		t.Errorf("restore with the endpoint there: %v", s)
+	}
+	policies := func(reg string) string {
+		var pols []map[string]any
+		if err := json.Unmarshal([]byte(c.ok("replication", "get", reg, "-o", "json")), &pols); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range pols {
+			if p["name"] == "Sync to DR" {
+				delete(p, "id")
+				delete(p, "destinationURL")
+				raw, _ := json.Marshal(p)
+				return string(raw)
+			}
+		}
+		return ""
+	}
+	if pa, pb := policies("a"), policies("b"); pa == "" || pa != pb {
+		t.Errorf("Sync to DR after the restore:\na %s\nb %s", pa, pb)
+	}
+	if strings.Contains(c.ok("replication", "get", "b"), "other project") {
+		t.Error("a policy selecting none of the repositories backed up was restored")
 	}
 	out = c.ok("restore", "--from", dest, "--to", "b", "-o", "json")
 	retention := func(s *harbortest.Server) string { // the policy without Harbor's ids
@@ -171,8 +209,9 @@ func TestHarborBackupKeepsSettings(t *testing.T) {
 	if ra, rb := retention(a), retention(b); ra == "" || ra != rb {
 		t.Errorf("the retention policy after the restore:\na %s\nb %s", ra, rb)
 	}
-	if s := restoredSettings(t, out); s["harbor.project"] != "unchanged" || s["harbor.robots"] != "unchanged" || s["harbor.retention"] != "unchanged" {
-		t.Errorf("second restore: %v", s)
+	if s := restoredSettings(t, out); s["harbor.project"] != "unchanged" || s["harbor.robots"] != "unchanged" || s["harbor.retention"] != "unchanged" ||
+		s["harbor.replication"] != "unchanged" {
+		t.Errorf("third restore: %v", s)
 	}
 }
 

@@ -264,6 +264,7 @@ func newLifecyclePreviewCmd(f *Factory) *cobra.Command {
 func newLifecycleApplyCmd(f *Factory) *cobra.Command {
 	var pf planFlags
 	var dryRun, yes, native bool
+	var schedule string
 	var maxDelete, jobs int
 	cmd := &cobra.Command{
 		Use:   "apply -f POLICY REPO... | REGISTRY --prefix P",
@@ -280,17 +281,34 @@ retention policy, where the translation is exact (refused with every reason wher
 project). The policy is stored without a schedule, Harbor dry-runs it, and Harbor runs it only if
 its dry run deletes exactly what regctl's plan expires; otherwise the differences are named, the
 previous policy is put back and nothing is deleted (exit 1). With --dry-run nothing is stored; a
-policy stored already is dry-run by Harbor and compared.`,
+policy stored already is dry-run by Harbor and compared. --schedule CRON (5 fields, or Harbor's 6)
+stores the checked policy with that schedule, so Harbor applies it from then on; the 6-field
+translation is printed.`,
 		Example: `  regctl lifecycle apply -f ecr-lifecycle-policy.json local/game-server --dry-run
   regctl lifecycle apply -f policy.json local --prefix game-server/ --yes --max-delete 50
-  regctl lifecycle apply -f keep-releases.json harbor/game-server --native --dry-run`,
+  regctl lifecycle apply -f keep-releases.json harbor/game-server --native --dry-run
+  regctl lifecycle apply -f keep-releases.json harbor/game-server --native --yes --schedule "0 3 * * *"`,
 		Args: args(cobra.MinimumNArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			if maxDelete < 0 {
 				return usageError(errors.New("--max-delete must be 0 (no limit) or more"))
 			}
+			if schedule != "" && !native {
+				return usageError(errors.New("--schedule: only a --native policy runs on Harbor's schedule; regctl's own engine runs when it is run (cron it)"))
+			}
 			if native {
-				return runNativeApply(cmd, f, &pf, a, harbor.RetentionOptions{DryRun: dryRun, Yes: yes, MaxDelete: maxDelete})
+				var cron string
+				if schedule != "" {
+					c, translated, err := harbor.HarborCron(schedule, false)
+					if err != nil {
+						return exitcode.With(exitcode.Usage, fmt.Errorf("--schedule: %w", err))
+					}
+					if translated {
+						f.Notef("schedule %s → Harbor %s (Harbor's cron has 6 fields, seconds first)", schedule, c)
+					}
+					cron = c
+				}
+				return runNativeApply(cmd, f, &pf, a, harbor.RetentionOptions{DryRun: dryRun, Yes: yes, MaxDelete: maxDelete, Cron: cron})
 			}
 			plans, regs, err := pf.plans(cmd, f, a)
 			if err != nil {
@@ -337,6 +355,7 @@ policy stored already is dry-run by Harbor and compared.`,
 	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "delete without asking (required when not on a terminal)")
 	cmd.Flags().IntVar(&maxDelete, "max-delete", 0, "delete nothing if the plan expires more images than this (0: no limit)")
 	cmd.Flags().IntVar(&jobs, "jobs", 4, "images deleted in parallel")
+	cmd.Flags().StringVar(&schedule, "schedule", "", `with --native: the retention policy's schedule, e.g. "0 3 * * *" (default: runs only when applied)`)
 	cmd.Flags().BoolVar(&native, "native", false, "Harbor: store the policy as the project's tag retention policy and let Harbor apply it, checked against regctl's plan")
 	return cmd
 }

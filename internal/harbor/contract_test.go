@@ -18,10 +18,11 @@ import (
 )
 
 // clientOperations are every Harbor API operation regctl's Harbor client calls.
-var clientOperations = []string{"CreateRobot", "ListRobot", "createProject", "createRetention", "deleteArtifact", "getArtifact", "getHealth",
-	"getPing", "getProject", "getRepository", "getRetention", "getRetentionTaskLog", "getSystemInfo",
-	"getVulnerabilitiesAddition", "listArtifacts", "listProjects", "listRepositories", "listRetentionExecutions",
-	"listRetentionTasks", "listScanners", "scanArtifact", "triggerRetentionExecution", "updateProject", "updateRetention"}
+var clientOperations = []string{"CreateRobot", "ListRobot", "createProject", "createRegistry", "createReplicationPolicy", "createRetention",
+	"deleteArtifact", "getArtifact", "getHealth", "getPing", "getProject", "getReplicationExecution", "getReplicationLog", "getRepository",
+	"getRetention", "getRetentionTaskLog", "getSystemInfo", "getVulnerabilitiesAddition", "listArtifacts", "listProjects", "listRegistries",
+	"listReplicationPolicies", "listReplicationTasks", "listRepositories", "listRetentionExecutions", "listRetentionTasks", "listScanners",
+	"scanArtifact", "startReplication", "triggerRetentionExecution", "updateProject", "updateRegistry", "updateReplicationPolicy", "updateRetention"}
 
 // TestClientAgainstHarborsSpec drives every call of the Harbor client through the emulator with
 // the validator built from testdata/harbor/harbor-v2.0-swagger.yaml: each request must be an
@@ -95,6 +96,31 @@ func TestClientAgainstHarborsSpec(t *testing.T) {
 	}
 	if stored, err := h.Retention(ctx, "game-server"); err != nil || stored == nil || stored.Trigger.Settings["cron"] != "0 0 3 * * *" {
 		t.Fatalf("the stored policy: %v %+v", err, stored)
+	}
+
+	// replication put, get and run: endpoint and policy created, the policy updated, a run that
+	// copies, then the endpoint moved to a dead URL (updated) and a run that fails (its log read).
+	dr := harbortest.Start(t)
+	spec := syncToDR(dr)
+	if _, err := h.PutReplication(ctx, spec, false); err != nil {
+		t.Fatal(err)
+	}
+	spec.TagFilter = "v*"
+	if _, err := h.PutReplication(ctx, spec, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.ReplicationPolicies(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if run, err := h.RunReplication(ctx, spec.Name); err != nil || len(run.Tasks) == 0 {
+		t.Fatalf("replication run: %+v %v", run, err)
+	}
+	spec.Dest.URL = "http://127.0.0.1:1"
+	if _, err := h.PutReplication(ctx, spec, false); err != nil {
+		t.Fatal(err)
+	}
+	if run, err := h.RunReplication(ctx, spec.Name); err == nil || len(run.Tasks) == 0 || run.Tasks[0].Log == "" {
+		t.Fatalf("replication run to a dead endpoint: %+v %v", run, err)
 	}
 
 	v := s.Emulator().Validator()

@@ -41,6 +41,9 @@ type Harbor struct {
 	name          string
 	api           *client
 	jobs          int
+
+	replMu       sync.Mutex
+	replPolicies []ReplicationPolicy // listed once for the settings of a backup's repositories
 }
 
 // Open opens a `type: harbor` registry: {url, username, password_env | password_file, insecure,

@@ -47,6 +47,16 @@ var routes = []struct {
 	{"GET", regexp.MustCompile(`^/api/v2.0/retentions/[0-9]+/executions$`), "listRetentionExecutions"},
 	{"GET", regexp.MustCompile(`^/api/v2.0/retentions/[0-9]+/executions/[0-9]+/tasks$`), "listRetentionTasks"},
 	{"GET", regexp.MustCompile(`^/api/v2.0/retentions/[0-9]+/executions/[0-9]+/tasks/[0-9]+$`), "getRetentionTaskLog"},
+	{"GET", regexp.MustCompile(`^/api/v2.0/registries$`), "listRegistries"},
+	{"POST", regexp.MustCompile(`^/api/v2.0/registries$`), "createRegistry"},
+	{"PUT", regexp.MustCompile(`^/api/v2.0/registries/[0-9]+$`), "updateRegistry"},
+	{"GET", regexp.MustCompile(`^/api/v2.0/replication/policies$`), "listReplicationPolicies"},
+	{"POST", regexp.MustCompile(`^/api/v2.0/replication/policies$`), "createReplicationPolicy"},
+	{"PUT", regexp.MustCompile(`^/api/v2.0/replication/policies/[0-9]+$`), "updateReplicationPolicy"},
+	{"POST", regexp.MustCompile(`^/api/v2.0/replication/executions$`), "startReplication"},
+	{"GET", regexp.MustCompile(`^/api/v2.0/replication/executions/[0-9]+$`), "getReplicationExecution"},
+	{"GET", regexp.MustCompile(`^/api/v2.0/replication/executions/[0-9]+/tasks$`), "listReplicationTasks"},
+	{"GET", regexp.MustCompile(`^/api/v2.0/replication/executions/[0-9]+/tasks/[0-9]+/log$`), "getReplicationLog"},
 }
 
 // valid are well-formed answers to the operations an operation under test also calls.
@@ -69,7 +79,24 @@ var valid = map[string]hostiletest.Answer{
 	"listRetentionExecutions":    hostiletest.JSON("valid", ctJSON, `[{"id":5,"policy_id":3,"status":"Success","dry_run":true}]`),
 	"listRetentionTasks":         hostiletest.JSON("valid", ctJSON, `[{"id":7,"execution_id":5,"repository":"p/app","status":"Success"}]`),
 	"getRetentionTaskLog":        hostiletest.JSON("valid", "text/plain", retentionLog),
+	"listRegistries":             hostiletest.JSON("valid", ctJSON, drEndpoint),
+	"createRegistry":             {Name: "created", Status: http.StatusCreated, Header: http.Header{"Location": {"/api/v2.0/registries/3"}}},
+	"updateRegistry":             {Name: "updated", Status: http.StatusOK},
+	"listReplicationPolicies":    hostiletest.JSON("valid", ctJSON, "["+syncPolicy+"]"),
+	"createReplicationPolicy":    {Name: "created", Status: http.StatusCreated, Header: http.Header{"Location": {"/api/v2.0/replication/policies/4"}}},
+	"updateReplicationPolicy":    {Name: "updated", Status: http.StatusOK},
+	"startReplication":           {Name: "created", Status: http.StatusCreated, Header: http.Header{"Location": {"/api/v2.0/replication/executions/5"}}},
+	"getReplicationExecution":    hostiletest.JSON("valid", ctJSON, replExecution),
+	"listReplicationTasks":       hostiletest.JSON("valid", ctJSON, replTasks),
+	"getReplicationLog":          hostiletest.JSON("valid", "text/plain", "copied\n"),
 }
+
+const (
+	drEndpoint    = `[{"id":2,"name":"dr","type":"harbor","url":"https://dr.example","insecure":false,"credential":{"type":"basic","access_key":"admin","access_secret":"*****"}}]`
+	syncPolicy    = `{"id":4,"name":"Sync to DR","src_registry":{"id":0,"name":"Local"},"dest_registry":{"id":2,"name":"dr"},"dest_namespace":"game-server","dest_namespace_replace_count":1,"filters":[{"type":"name","value":"game-server/**"}],"trigger":{"type":"scheduled","trigger_settings":{"cron":"0 0 2 * * *"}},"enabled":true,"override":true}`
+	replExecution = `{"id":5,"policy_id":4,"status":"Success","total":1,"succeed":1}`
+	replTasks     = `[{"id":7,"execution_id":5,"status":"Success","src_resource":"game-server/api:[v1]","dst_resource":"game-server/api:[v1]"}]`
+)
 
 const (
 	retentionPolicy = `{"id":3,"algorithm":"or","rules":[{"action":"retain","template":"always","params":{}}],"trigger":{"kind":"Schedule","settings":{"cron":""}},"scope":{"level":"project","ref":1}}`
@@ -343,7 +370,70 @@ func hostileOps() []hostileOp {
 	ops = append(ops, hostileOp{name: "RunRetention/log", op: "getRetentionTaskLog", valid: retentionLog,
 		extra: auth.With(hostiletest.JSON("plain", "text/plain", retentionLog), hostiletest.JSON("no-table", "text/plain", "job started\n")),
 		run:   run, codes: with(authCodes, "plain", 0, "wrong-type", 0, "no-type", 0, "valid", 0)})
+
+	spec := harbor.ReplicationSpec{Name: "Sync to DR", Dest: harbor.Endpoint{Name: "dr", Type: "harbor", URL: "https://dr.example", AccessKey: "admin", AccessSecret: "s3cret"},
+		DestNamespace: "game-server", ReplaceCount: 1, NameFilter: "game-server/**", Trigger: "scheduled", Cron: "0 2 * * *", Override: true, Enabled: true}
+	put := func(ctx context.Context, h *harbor.Harbor) (any, error) { return h.PutReplication(ctx, spec, false) }
+	ops = append(ops, hostileOp{name: "PutReplication/listRegistries", op: "listRegistries", valid: drEndpoint,
+		extra: auth.With(hostiletest.JSON("no-id", ctJSON, `[{"name":"dr","type":"harbor"}]`),
+			hostiletest.JSON("twice", ctJSON, strings.TrimSuffix(drEndpoint, "]")+","+strings.TrimPrefix(strings.Replace(drEndpoint, `"id":2`, `"id":3`, 1), "[")),
+			hostiletest.JSON("null-credential", ctJSON, `[{"id":2,"name":"dr","type":"harbor","url":"https://dr.example","credential":null}]`),
+			hostiletest.JSON("other-type", ctJSON, strings.Replace(drEndpoint, `"type":"harbor"`, `"type":"quay"`, 1))),
+		run: put,
+		// None listed: created. A null credential: updated (the access key differs). Another type: exit 2.
+		codes: with(listCodes, "html-404", exitcode.NotFound, "null-credential", 0, "other-type", exitcode.Usage),
+		checks: map[string]func(*testing.T, any){"valid": putStatus("unchanged", "unchanged"), "json-array": putStatus("created", "updated"),
+			"null-credential": putStatus("updated", "unchanged")}})
+	ops = append(ops, hostileOp{name: "PutReplication/listReplicationPolicies", op: "listReplicationPolicies", valid: "[" + syncPolicy + "]",
+		extra: auth.With(hostiletest.JSON("no-id", ctJSON, `[{"name":"Sync to DR"}]`),
+			hostiletest.JSON("twice", ctJSON, "["+syncPolicy+","+strings.Replace(syncPolicy, `"id":4`, `"id":5`, 1)+"]"),
+			hostiletest.JSON("nulls", ctJSON, `[{"id":4,"name":"Sync to DR","src_registry":null,"dest_registry":null,"filters":null,"trigger":null}]`),
+			hostiletest.JSON("filter-no-type", ctJSON, `[{"id":4,"name":"Sync to DR","filters":[{"value":"x"}]}]`),
+			hostiletest.JSON("pull-based", ctJSON, "["+strings.Replace(syncPolicy, `"src_registry":{"id":0,"name":"Local"}`, `"src_registry":{"id":9,"name":"upstream"}`, 1)+"]")),
+		run: put,
+		// None listed: created. Nulls: a policy to bring up to date. A pull-based one is not turned around: exit 2.
+		codes: with(listCodes, "html-404", exitcode.NotFound, "nulls", 0, "pull-based", exitcode.Usage),
+		checks: map[string]func(*testing.T, any){"valid": putStatus("unchanged", "unchanged"), "json-array": putStatus("unchanged", "created"),
+			"nulls": putStatus("unchanged", "updated")}})
+	ops = append(ops, hostileOp{name: "PutReplication/createRegistry", op: "createRegistry", valid: ``,
+		also: map[string]hostiletest.Answer{"listRegistries": hostiletest.JSON("none", ctJSON, `[]`)},
+		extra: auth.With(harborError(http.StatusConflict, "CONFLICT"), harborError(http.StatusBadRequest, "BAD_REQUEST"),
+			hostiletest.Answer{Name: "no-location", Status: http.StatusCreated},
+			hostiletest.Answer{Name: "created", Status: http.StatusCreated, Header: http.Header{"Location": {"/api/v2.0/registries/3"}}}),
+		run: put, codes: with(authCodes, "created", 0, "BAD_REQUEST", exitcode.Usage, "html-404", exitcode.NotFound)})
+
+	runRepl := func(ctx context.Context, h *harbor.Harbor) (any, error) { return h.RunReplication(ctx, "Sync to DR") }
+	ops = append(ops, hostileOp{name: "RunReplication/policies", op: "listReplicationPolicies", valid: "[" + syncPolicy + "]",
+		extra: auth.With(hostiletest.JSON("disabled", ctJSON, "["+strings.Replace(syncPolicy, `"enabled":true`, `"enabled":false`, 1)+"]")),
+		run:   runRepl,
+		// None listed: no such policy (5); a disabled one Harbor will not run (2).
+		codes: with(listCodes, "json-array", exitcode.NotFound, "html-404", exitcode.NotFound, "disabled", exitcode.Usage)})
+	ops = append(ops, hostileOp{name: "RunReplication/start", op: "startReplication", valid: ``,
+		extra: auth.With(harborError(http.StatusPreconditionFailed, "PRECONDITION"),
+			hostiletest.Answer{Name: "no-location", Status: http.StatusCreated},
+			hostiletest.Answer{Name: "other-location", Status: http.StatusCreated, Header: http.Header{"Location": {"/api/v2.0/replication/policies/4"}}},
+			hostiletest.Answer{Name: "created", Status: http.StatusCreated, Header: http.Header{"Location": {"/api/v2.0/replication/executions/5"}}}),
+		run: runRepl, codes: with(authCodes, "created", 0)})
+	ops = append(ops, hostileOp{name: "RunReplication/execution", op: "getReplicationExecution", valid: replExecution,
+		extra: auth.With(hostiletest.JSON("other-execution", ctJSON, strings.Replace(replExecution, `"id":5`, `"id":6`, 1)),
+			hostiletest.JSON("other-policy", ctJSON, strings.Replace(replExecution, `"policy_id":4`, `"policy_id":9`, 1)),
+			hostiletest.JSON("odd-status", ctJSON, strings.Replace(replExecution, `"Success"`, `"Exploded"`, 1)),
+			hostiletest.JSON("failed", ctJSON, strings.Replace(replExecution, `"Success"`, `"Error"`, 1)),
+			hostiletest.JSON("negative", ctJSON, strings.Replace(replExecution, `"total":1`, `"total":-1`, 1))),
+		run: runRepl, codes: with(authCodes, "wrong-type", 0, "no-type", 0)})
+	ops = append(ops, hostileOp{name: "RunReplication/tasks", op: "listReplicationTasks", valid: replTasks,
+		extra: auth.With(hostiletest.JSON("no-id", ctJSON, `[{"status":"Success"}]`), hostiletest.JSON("odd-status", ctJSON, `[{"id":7,"status":"Exploded"}]`)),
+		run:   runRepl, codes: with(authCodes, "wrong-type", 0, "no-type", 0, "json-array", 0)})
 	return ops
+}
+
+func putStatus(endpoint, policy string) func(*testing.T, any) {
+	return func(t *testing.T, v any) {
+		t.Helper()
+		if r := v.(*harbor.ReplicationPut); r.Endpoint.Status != endpoint || r.Policy.Status != policy {
+			t.Errorf("endpoint %s, policy %s; want %s, %s", r.Endpoint.Status, r.Policy.Status, endpoint, policy)
+		}
+	}
 }
 
 func findings(want int) func(*testing.T, any) {

@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/bmatcuk/doublestar/v4"
+
 	"github.com/regctl-dev/regctl/internal/exitcode"
 	"github.com/regctl-dev/regctl/internal/registry"
 )
@@ -19,6 +21,10 @@ const (
 	// SettingRetention is the project's tag retention policy (rules and schedule), kept only when
 	// the project has one.
 	SettingRetention = "harbor.retention"
+	// SettingReplication are the push-based replication policies that copy the repository (their
+	// name filters select it), kept only when there are some. Their endpoints are named, with
+	// URL but no secret: restore needs the endpoint on the target Harbor already.
+	SettingReplication = "harbor.replication"
 )
 
 // keptMetadata are the project metadata keys a backup keeps: the ones users set. retention_id
@@ -88,7 +94,103 @@ func (h *Harbor) Settings(ctx context.Context, repo string) (map[string]string, 
 		b, _ := json.Marshal(n)
 		out[SettingRetention] = string(b)
 	}
+	repl, err := h.replicationsOf(ctx, repo)
+	if err != nil {
+		// The other documents are kept; the backup records this one as not read (a project
+		// robot, the usual CI credential, may not list the system's replication policies).
+		return out, fmt.Errorf("%s: %w", SettingReplication, err)
+	}
+	if len(repl) > 0 {
+		b, _ := json.Marshal(repl)
+		out[SettingReplication] = string(b)
+	}
 	return out, nil
+}
+
+// replicationsOf are the push-based policies whose name filters select repo (a policy without
+// one copies every repository).
+func (h *Harbor) replicationsOf(ctx context.Context, repo string) ([]ReplicationPolicy, error) {
+	// A backup asks for every repository: the policies are listed once per backup.
+	h.replMu.Lock()
+	defer h.replMu.Unlock()
+	if h.replPolicies == nil {
+		all, err := h.ReplicationPolicies(ctx)
+		if err != nil {
+			return nil, err
+		}
+		h.replPolicies = all
+	}
+	all := h.replPolicies
+	var out []ReplicationPolicy
+	for _, p := range all {
+		if p.srcID != 0 || p.Destination == "local" {
+			continue
+		}
+		if selectsRepository(p.Filters, repo) {
+			p.ID = 0 // this Harbor's id, meaningless on another
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+func selectsRepository(fs []ReplicationFilter, repo string) bool {
+	for _, f := range fs {
+		if f.Type != "name" {
+			continue
+		}
+		pattern, _ := f.Value.(string)
+		if ok, err := doublestar.Match(pattern, repo); pattern != "" && (err != nil || !ok) {
+			return false
+		}
+	}
+	return true
+}
+
+// putReplications restores harbor.replication: each policy stored (or compared) through
+// PutReplication against the endpoint of the same name on this Harbor. A policy whose endpoint
+// is missing is not applied, with the reason: the backup holds no secret to create it with.
+func (h *Harbor) putReplications(ctx context.Context, doc string, dryRun bool) (string, string, error) {
+	var want []ReplicationPolicy
+	if err := json.Unmarshal([]byte(doc), &want); err != nil {
+		return "", "", fmt.Errorf("%s: the backup's document is not a list of replication policies: %v", SettingReplication, err)
+	}
+	var changed, missing []string
+	for _, p := range want {
+		if p.Name == "" || p.Destination == "" {
+			return "", "", fmt.Errorf("%s: a policy without a name or destination in the backup", SettingReplication)
+		}
+		spec := ReplicationSpec{Name: p.Name, Description: p.Description, Dest: Endpoint{Name: p.Destination}, DestNamespace: p.DestNamespace,
+			ReplaceCount: p.ReplaceCount, Trigger: p.Trigger, Cron: cronIfScheduled(p), Override: p.Override, Enabled: p.Enabled, Deletion: p.Deletion,
+			Filters: p.Filters}
+		res, err := h.PutReplication(ctx, spec, dryRun)
+		if exitcode.Of(err) == exitcode.NotFound && res != nil && res.Endpoint.Status == "" {
+			missing = append(missing, fmt.Sprintf("%q (endpoint %s, %s)", p.Name, p.Destination, p.DestURL))
+			continue
+		}
+		if err != nil {
+			return "", "", fmt.Errorf("replication policy %q: %w", p.Name, err)
+		}
+		if res.Policy.Status != string(registry.StatusUnchanged) {
+			changed = append(changed, fmt.Sprintf("%q %s", p.Name, res.Policy.Status))
+		}
+	}
+	var why []string
+	if len(changed) > 0 {
+		why = append(why, "replication policies "+strings.Join(changed, ", "))
+	}
+	if len(missing) > 0 {
+		why = append(why, "not restored, their endpoint is not on this Harbor and the backup holds no secret to create it with (replication put --dest-registry creates it; restore again): "+strings.Join(missing, ", "))
+	}
+	switch {
+	case len(changed) > 0 && dryRun:
+		return "would-apply", strings.Join(why, "; "), nil
+	case len(missing) > 0:
+		return "not-applied", strings.Join(why, "; "), nil
+	case len(changed) > 0:
+		return "applied", strings.Join(why, "; "), nil
+	}
+	return "unchanged", "", nil
 }
 
 // PutSetting applies a harbor.project or harbor.robots document to repo's project. Robots that
@@ -217,6 +319,8 @@ func (h *Harbor) PutSetting(ctx context.Context, repo, name, doc string, dryRun 
 			return "", "", err
 		}
 		return "applied", why, nil
+	case SettingReplication:
+		return h.putReplications(ctx, doc, dryRun)
 	}
 	return "not-applied", "this version of regctl does not know the setting", nil
 }
@@ -241,3 +345,11 @@ func sortedAccess(a []RobotAccess) []string {
 }
 
 var _ registry.SettingsKeeper = (*Harbor)(nil)
+
+// cronIfScheduled is a recorded policy's cron where its trigger has one.
+func cronIfScheduled(p ReplicationPolicy) string {
+	if p.Trigger != "scheduled" {
+		return ""
+	}
+	return p.Cron
+}
