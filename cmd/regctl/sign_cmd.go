@@ -242,5 +242,6 @@ platform by its digest cannot bypass the signature.`,
 	fl.StringArrayVarP(&annotations, "annotations", "a", nil, "key=value the signed payload must carry (repeatable)")
 	fl.StringVar(&mode, "registry-referrers-mode", sign.ModeLegacy, "also look for OCI 1.1 referrer signatures with oci-1-1")
 	fl.BoolVar(&recursive, "recursive", false, "also verify each platform manifest of an index")
+	cmd.AddCommand(newVerifyServeCmd(f))
 	return cmd
 }

@@ -29,6 +29,7 @@ type Config struct {
 	Sign            Sign                `mapstructure:"sign" json:"sign,omitzero"`
 	Backup          Backup              `mapstructure:"backup" json:"backup,omitzero"`
 	Build           Build               `mapstructure:"build" json:"build,omitzero"`
+	Verify          Verify              `mapstructure:"verify" json:"verify,omitzero"`
 
 	// File is the config file that was read ("" when none was found).
 	File string `mapstructure:"-" json:"-"`
@@ -119,6 +120,21 @@ type Scan struct {
 // Sign configures signing.
 type Sign struct {
 	Key string `mapstructure:"key" json:"key,omitempty"`
+}
+
+// Verify configures verify serve, the admission webhook: which keys must have signed which images.
+type Verify struct {
+	Mode      string       `mapstructure:"mode" json:"mode,omitempty"`           // enforce (default) or audit
+	Unmatched string       `mapstructure:"unmatched" json:"unmatched,omitempty"` // deny (default) or allow images no rule matches
+	Exclude   []string     `mapstructure:"exclude" json:"exclude,omitempty"`
+	Rules     []VerifyRule `mapstructure:"rules" json:"rules,omitempty"`
+}
+
+// VerifyRule: images matching a pattern must be signed by one of the keys, with the annotations.
+type VerifyRule struct {
+	Images      []string          `mapstructure:"images" json:"images"`
+	Keys        []string          `mapstructure:"keys" json:"keys"`
+	Annotations map[string]string `mapstructure:"annotations" json:"annotations,omitempty"`
 }
 
 // Backup configures backups.

@@ -106,6 +106,16 @@ func schemaFor(kinds []Kind) *node {
 			"keep_last":     integer(),
 			"jobs":          integer(),
 		}),
+		"verify": object(map[string]*node{
+			"mode":      enum("enforce", "audit"),
+			"unmatched": enum("deny", "allow"),
+			"exclude":   listOf(str()),
+			"rules": listOf(object(map[string]*node{
+				"images":      listOf(str()),
+				"keys":        listOf(str()),
+				"annotations": mapOf(str()),
+			})),
+		}),
 		"build": object(map[string]*node{
 			"platforms": listOf(str()),
 			"builder":   enum("auto", "buildx", "buildah"),
