@@ -3,15 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -28,28 +21,6 @@ import (
 	"github.com/regctl-dev/regctl/internal/ui"
 )
 
-// selfSigned writes a certificate for 127.0.0.1 and its key; the pool trusts it.
-func selfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.CertPool) {
-	t.Helper()
-	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "image-verifier.kube-system.svc"},
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"image-verifier.kube-system.svc"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), KeyUsage: x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, _ := x509.MarshalECPrivateKey(k)
-	certFile, keyFile = filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
-	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
-	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600)
-	c, _ := x509.ParseCertificate(der)
-	pool = x509.NewCertPool()
-	pool.AddCert(c)
-	return certFile, keyFile, pool
-}
-
 // TestVerifyServeCLI runs regctl verify serve in-process with the config's verify section: a
 // signed image is admitted and an unsigned one denied over TLS, a bad config is exit 2 naming the
 // key, and SIGTERM (the context ending) stops it cleanly with exit 0.
@@ -59,7 +30,7 @@ func TestVerifyServeCLI(t *testing.T) {
 	c.ok("registry", "seed", host+"/game-server/api")
 	c.run("sign", "generate-key-pair")
 	c.ok("sign", host+"/game-server/api:v1.0.0", "--key", "cosign.key")
-	cert, key, pool := selfSigned(t, c.workDir)
+	cert, key, pool := localregtest.SelfSignedCert(t, c.workDir)
 
 	cfg := "verify:\n  mode: enforce\n  rules:\n    - images: [\"" + host + "/game-server/*\"]\n      keys: [cosign.pub]\n"
 	if err := os.WriteFile(filepath.Join(c.workDir, "regctl.yaml"), []byte(cfg), 0o600); err != nil {
@@ -181,7 +152,7 @@ func TestVerifyWebhookManifests(t *testing.T) {
 		t.Errorf("the webhook differs from the guide's beyond caBundle:\nguide %v\nours  %v", g, o)
 	}
 	// With --ca-file the caBundle is the CA, base64.
-	cert, _, _ := selfSigned(t, c.workDir)
+	cert, _, _ := localregtest.SelfSignedCert(t, c.workDir)
 	if out := c.ok("verify", "serve", "--print-manifests", "--ca-file", cert); strings.Contains(out, "REPLACE_WITH") {
 		t.Error("--ca-file left the placeholder")
 	}

@@ -12,29 +12,13 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/regctl-dev/regctl/internal/admission"
+	"github.com/regctl-dev/regctl/internal/sign/signtest"
 )
-
-// cosignCLI finds the cosign CLI (installed by .ci/run); with REGCTL_TEST_REQUIRE_TOOLS (CI) a
-// missing binary fails the test.
-func cosignCLI(t *testing.T) string {
-	t.Helper()
-	if p := os.Getenv("REGCTL_TEST_COSIGN"); p != "" {
-		return p
-	}
-	if p, err := exec.LookPath("cosign"); err == nil {
-		return p
-	}
-	if os.Getenv("REGCTL_TEST_REQUIRE_TOOLS") != "" {
-		t.Fatal("the cosign CLI is required (REGCTL_TEST_COSIGN or cosign on PATH)")
-	}
-	t.Skip("cosign CLI not installed; .ci/run installs it")
-	return ""
-}
 
 // TestVerifyWebhookCosignSigned: an image signed by the cosign CLI with its own key pair is
 // admitted by a rule naming that key; the same image under a rule with regctl's key is denied.
 func TestVerifyWebhookCosignSigned(t *testing.T) {
-	bin := cosignCLI(t)
+	bin := signtest.CosignCLI(t)
 	e := setup(t, true)
 	home := t.TempDir()
 	run := func(args ...string) {

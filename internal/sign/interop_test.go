@@ -13,24 +13,8 @@ import (
 
 	"github.com/regctl-dev/regctl/internal/exitcode"
 	"github.com/regctl-dev/regctl/internal/sign"
+	"github.com/regctl-dev/regctl/internal/sign/signtest"
 )
-
-// cosignCLI finds the cosign CLI (v2.6.5, installed by .ci/run). Locally the interop tests skip without
-// it; with REGCTL_TEST_REQUIRE_TOOLS set (as in CI) a missing binary fails the test.
-func cosignCLI(t *testing.T) string {
-	t.Helper()
-	if p := os.Getenv("REGCTL_TEST_COSIGN"); p != "" {
-		return p
-	}
-	if p, err := exec.LookPath("cosign"); err == nil {
-		return p
-	}
-	if os.Getenv("REGCTL_TEST_REQUIRE_TOOLS") != "" {
-		t.Fatal("the cosign CLI is required (REGCTL_TEST_COSIGN or cosign on PATH)")
-	}
-	t.Skip("cosign CLI not installed; .ci/run installs it")
-	return ""
-}
 
 func runCosign(t *testing.T, bin string, password string, args ...string) (string, error) {
 	t.Helper()
@@ -47,7 +31,7 @@ func runCosign(t *testing.T, bin string, password string, args ...string) (strin
 }
 
 func TestInteropRegctlSignsCosignVerifies(t *testing.T) {
-	bin := cosignCLI(t)
+	bin := signtest.CosignCLI(t)
 	e := setup(t)
 	e.sign(t, "v1", sign.Options{Annotations: map[string]string{"env": "prod"}})
 	ref := e.repo.Tag("v1").String()
@@ -65,7 +49,7 @@ func TestInteropRegctlSignsCosignVerifies(t *testing.T) {
 }
 
 func TestInteropCosignSignsRegctlVerifies(t *testing.T) {
-	bin := cosignCLI(t)
+	bin := signtest.CosignCLI(t)
 	e := setup(t)
 	// A key pair made by the cosign CLI, used by regctl too.
 	dir := t.TempDir()
