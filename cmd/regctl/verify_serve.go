@@ -15,6 +15,7 @@ import (
 	"github.com/regctl-dev/regctl/internal/admission"
 	"github.com/regctl-dev/regctl/internal/config"
 	"github.com/regctl-dev/regctl/internal/exitcode"
+	"github.com/regctl-dev/regctl/internal/registry"
 )
 
 // admissionPolicy is the config's verify section as the webhook's policy; errors name the key.
@@ -108,16 +109,7 @@ down. --print-manifests writes the Deployment, Service and the guide's Validatin
 			if err != nil {
 				return err
 			}
-			var mu sync.Mutex // the resolver opens registries lazily and is not safe for concurrent use
-			checker := &admission.RegistryChecker{Remote: func(_ context.Context, host string) ([]remote.Option, error) {
-				mu.Lock()
-				defer mu.Unlock()
-				reg, err := res.Registry(host)
-				if err != nil {
-					return nil, err
-				}
-				return reg.Remote(), nil
-			}}
+			checker := webhookChecker(f, cfg, res)
 			if err := checker.LoadKeys(cmd.Context(), pol); err != nil {
 				return usageError(fmt.Errorf("verify.%w", err))
 			}
@@ -143,4 +135,34 @@ down. --print-manifests writes the Deployment, Service and the guide's Validatin
 	fl.StringVar(&image, "image", "ghcr.io/regctl-dev/regctl:latest", "with --print-manifests: the regctl image")
 	fl.StringVar(&outDir, "out-dir", "", "with --print-manifests: write deployment.yaml, service.yaml, webhook.yaml there")
 	return cmd
+}
+
+// webhookChecker reads registries as the config says: an image's host is the host of a registry
+// of the config (an ECR registry's <account>.dkr.ecr.<region>.amazonaws.com, which its config
+// names by account and region, not by url) with that registry's credentials, else an anonymous
+// OCI registry.
+func webhookChecker(f *Factory, cfg *config.Config, res *registry.Resolver) *admission.RegistryChecker {
+	var mu sync.Mutex // the resolver opens registries lazily and is not safe for concurrent use
+	byHost := map[string]string{}
+	for n := range cfg.Registries {
+		reg, err := res.Registry(n)
+		if err != nil {
+			f.Logger().Warn("registry not opened for the webhook; its images are read anonymously", "registry", n, "error", err)
+			continue
+		}
+		byHost[reg.Host()] = n
+	}
+	return &admission.RegistryChecker{Remote: func(_ context.Context, host string) ([]remote.Option, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		target := host
+		if n, ok := byHost[host]; ok {
+			target = n
+		}
+		reg, err := res.Registry(target)
+		if err != nil {
+			return nil, err
+		}
+		return reg.Remote(), nil
+	}}
 }

@@ -17,6 +17,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/regctl-dev/regctl/internal/admission"
+	"github.com/regctl-dev/regctl/internal/ecr/ecrtest"
 	"github.com/regctl-dev/regctl/internal/localreg/localregtest"
 	"github.com/regctl-dev/regctl/internal/ui"
 )
@@ -155,5 +156,48 @@ func TestVerifyWebhookManifests(t *testing.T) {
 	cert, _, _ := localregtest.SelfSignedCert(t, c.workDir)
 	if out := c.ok("verify", "serve", "--print-manifests", "--ca-file", cert); strings.Contains(out, "REPLACE_WITH") {
 		t.Error("--ca-file left the placeholder")
+	}
+}
+
+// TestVerifyWebhookECRHost: a Pod names an ECR image by its host, which the config names by
+// account and region; the webhook reads it with the ECR registry's credentials.
+func TestVerifyWebhookECRHost(t *testing.T) {
+	srv := ecrtest.Start(t)
+	c := newCLI(t, append(os.Environ(), "COSIGN_PASSWORD=pw")...)
+	cfg := "default_registry: prod\nregistries:\n  prod:\n    type: ecr\n    region: us-east-1\n    account: \"" + ecrtest.Account + "\"\n" +
+		"    endpoint: " + srv.URL + "\n    ca_file: " + srv.CAFile + "\n"
+	if err := os.WriteFile(filepath.Join(c.workDir, "regctl.yaml"), []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c.ok("repo", "create", "game-server")
+	c.ok("registry", "seed", "prod/game-server")
+	c.run("sign", "generate-key-pair")
+	c.ok("sign", "prod/game-server:v1.0.0", "--key", "cosign.key")
+
+	f := &Factory{IO: nil, Environ: c.env, Now: time.Now, WorkDir: c.workDir}
+	conf, err := f.Config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := f.Resolver()
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := res.Registry("prod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := filepath.Join(c.workDir, "cosign.pub")
+	pol := admission.Policy{Enforce: true, Rules: []admission.Rule{{Images: []string{reg.Host() + "/**"}, Keys: []string{pub}}}}
+	checker := webhookChecker(f, conf, res)
+	if err := checker.LoadKeys(context.Background(), pol); err != nil {
+		t.Fatal(err)
+	}
+	s := &admission.Server{Policy: pol, Checker: checker, Timeout: 10 * time.Second}
+	if fails := s.CheckImages(context.Background(), []string{reg.Host() + "/game-server:v1.0.0"}); len(fails) != 0 {
+		t.Errorf("a signed ECR image by host: %+v", fails)
+	}
+	if fails := s.CheckImages(context.Background(), []string{reg.Host() + "/game-server:v1.0.1"}); len(fails) != 1 || !strings.Contains(fails[0].Reason, "not signed") {
+		t.Errorf("an unsigned ECR image: %+v", fails)
 	}
 }
