@@ -35,16 +35,7 @@ func newHarborCmd(f *Factory) *cobra.Command {
 
 // harborRegistry opens the named registry (or the default) and checks it has Harbor's API.
 func (f *Factory) harborRegistry(a []string) (harborAdmin, registry.Registry, error) {
-	res, err := f.Resolver()
-	if err != nil {
-		return nil, nil, err
-	}
-	var reg registry.Registry
-	if len(a) == 1 {
-		reg, err = res.Registry(a[0])
-	} else {
-		reg, err = res.Default()
-	}
+	reg, err := f.registryArg(a)
 	if err != nil {
 		return nil, nil, err
 	}

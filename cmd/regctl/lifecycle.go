@@ -299,7 +299,7 @@ translation is printed.`,
 			if native {
 				var cron string
 				if schedule != "" {
-					c, translated, err := harbor.HarborCron(schedule, false)
+					c, translated, err := harbor.Cron(schedule, false)
 					if err != nil {
 						return exitcode.With(exitcode.Usage, fmt.Errorf("--schedule: %w", err))
 					}

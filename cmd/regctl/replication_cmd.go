@@ -28,16 +28,7 @@ type harborReplicator interface {
 
 func newReplicationCmd(f *Factory) *cobra.Command {
 	cmd := group(&cobra.Command{Use: "replication", Short: "Replication: ECR's cross-region configuration, Harbor's replication policies"})
-	open := func(a []string) (registry.Registry, error) {
-		res, err := f.Resolver()
-		if err != nil {
-			return nil, err
-		}
-		if len(a) == 1 {
-			return res.Registry(a[0])
-		}
-		return res.Default()
-	}
+	open := f.registryArg
 	cmd.AddCommand(newReplicationPutCmd(f, open), newReplicationGetCmd(f, open), newReplicationRunCmd(f, open))
 	return cmd
 }
@@ -212,35 +203,33 @@ func replicationEndpoint(ctx context.Context, f *Factory, dest, destURL string) 
 	return ep, nil
 }
 
-// configCredentials are the username and password of a registry of the config (none without a
-// username: Harbor cannot use docker's credential helpers).
+// configCredentials are the username and password of a registry of the config, as the registry
+// itself resolves them (password_env, password_file); none without a username: Harbor cannot use
+// the operator's docker credential helpers.
 func configCredentials(ctx context.Context, f *Factory, regName string, rc config.Registry) (string, string, error) {
 	if rc.Username == "" {
 		return "", "", nil
 	}
-	kc, err := registry.Keychain(regName, rc, f.Getenv)
+	res, err := f.Resolver()
 	if err != nil {
 		return "", "", err
 	}
-	// The config's own credentials answer any resource; the name only fills the interface.
-	host := rc.URL
-	if _, after, ok := strings.Cut(host, "://"); ok {
-		host = after
+	reg, err := res.Registry(regName)
+	if err != nil {
+		return "", "", err
 	}
-	host, _, _ = strings.Cut(host, "/")
-	res, err := name.NewRegistry(host, name.Insecure)
+	host, err := name.NewRegistry(reg.Host(), name.Insecure)
 	if err != nil {
 		return "", "", usageError(fmt.Errorf("registries.%s.url: %w", regName, err))
 	}
-	auth, err := kc.Resolve(res)
-	if err != nil {
-		return "", "", err
+	auth, err := authn.Resolve(ctx, reg.Keychain(), host)
+	if err == nil {
+		var ac *authn.AuthConfig
+		if ac, err = authn.Authorization(ctx, auth); err == nil {
+			return ac.Username, ac.Password, nil
+		}
 	}
-	ac, err := authn.Authorization(ctx, auth)
-	if err != nil {
-		return "", "", exitcode.With(exitcode.Auth, fmt.Errorf("registries.%s: %w", regName, err))
-	}
-	return ac.Username, ac.Password, nil
+	return "", "", exitcode.With(exitcode.Auth, fmt.Errorf("registries.%s: %w", regName, err))
 }
 
 func newReplicationGetCmd(f *Factory, open func([]string) (registry.Registry, error)) *cobra.Command {

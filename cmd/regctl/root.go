@@ -148,6 +148,18 @@ func (f *Factory) Format() ui.Format {
 	return fm
 }
 
+// registryArg opens the registry an optional [REGISTRY] argument names, else the default one.
+func (f *Factory) registryArg(a []string) (registry.Registry, error) {
+	res, err := f.Resolver()
+	if err != nil {
+		return nil, err
+	}
+	if len(a) == 1 {
+		return res.Registry(a[0])
+	}
+	return res.Default()
+}
+
 // Render prints a result in the -o format.
 func (f *Factory) Render(v any, table func() ui.Table) error {
 	return ui.Render(f.IO, f.Format(), v, table)

@@ -42,8 +42,12 @@ type Harbor struct {
 	api           *client
 	jobs          int
 
+	// The replication policies (or the error listing them), listed once for the settings of a
+	// backup's repositories; PutReplication forgets them.
 	replMu       sync.Mutex
-	replPolicies []ReplicationPolicy // listed once for the settings of a backup's repositories
+	replListed   bool
+	replPolicies []ReplicationPolicy
+	replErr      error
 }
 
 // Open opens a `type: harbor` registry: {url, username, password_env | password_file, insecure,
@@ -103,8 +107,11 @@ func splitRepo(repo string) (project, name string, err error) {
 	return project, name, nil
 }
 
+// nameComponent is one component of a Harbor project or repository name.
+const nameComponent = `[a-z0-9]+(?:[._-][a-z0-9]+)*`
+
 // projectRE is Harbor's rule for project names.
-var projectRE = regexp.MustCompile(`^[a-z0-9]+(?:[._-][a-z0-9]+)*$`)
+var projectRE = regexp.MustCompile(`^` + nameComponent + `$`)
 
 func checkProject(p string) error {
 	if len(p) > 255 || !projectRE.MatchString(p) {

@@ -18,13 +18,13 @@ import (
 
 // namespacePattern is a destination namespace: repository path components, as Harbor's
 // repository-name regexp.
-var namespacePattern = regexp.MustCompile(`^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$`)
+var namespacePattern = regexp.MustCompile(`^` + nameComponent + `(?:/` + nameComponent + `)*$`)
 
-// HarborCron is Harbor's 6-field cron (seconds first) for a cron as a user writes it: the 5
+// Cron is Harbor's 6-field cron (seconds first) for a cron as a user writes it: the 5
 // fields of crontab get "0 " in front (translated is then true); 6 fields are taken as they are.
 // Harbor refuses a seconds field other than 0, and for replication a minutes field of *; both
 // are refused here first (exit 2; the caller names its flag).
-func HarborCron(cron string, replication bool) (harborCron string, translated bool, err error) {
+func Cron(cron string, replication bool) (harborCron string, translated bool, err error) {
 	f := strings.Fields(cron)
 	bad := func(format string, a ...any) (string, bool, error) {
 		return "", false, exitcode.With(exitcode.Usage, fmt.Errorf("cron %q: "+format, append([]any{cron}, a...)...))
@@ -197,19 +197,27 @@ func (h *Harbor) endpointNamed(ctx context.Context, name string) (*Endpoint, err
 	return found, nil
 }
 
-func endpointChanges(cur, want Endpoint) []registry.SettingChange {
-	var ch []registry.SettingChange
-	add := func(setting, from, to string) {
-		if from != to {
-			ch = append(ch, registry.SettingChange{Setting: setting, From: from, To: to})
-		}
+// changes collects the settings that differ, in the order they are compared.
+type changes []registry.SettingChange
+
+func (c *changes) add(setting, from, to string) {
+	if from != to {
+		*c = append(*c, registry.SettingChange{Setting: setting, From: from, To: to})
 	}
+}
+
+func endpointChanges(cur, want Endpoint) changes {
+	var ch changes
+	add := ch.add
 	add("type", cur.Type, want.Type)
 	add("url", strings.TrimSuffix(cur.URL, "/"), strings.TrimSuffix(want.URL, "/"))
 	add("insecure", strconv.FormatBool(cur.Insecure), strconv.FormatBool(want.Insecure))
 	add("access_key", cur.AccessKey, want.AccessKey)
 	return ch
 }
+
+// errNoEndpoint is an endpoint named without a URL that Harbor does not have.
+var errNoEndpoint = errors.New("no such endpoint")
 
 // putEndpoint creates the endpoint or updates the settings that differ. The type of an endpoint
 // cannot change in Harbor (RegistryUpdate has none): that is an error naming both.
@@ -221,7 +229,7 @@ func (h *Harbor) putEndpoint(ctx context.Context, want Endpoint, dryRun bool, re
 	}
 	if want.URL == "" {
 		if cur == nil {
-			return 0, exitcode.With(exitcode.NotFound, fmt.Errorf("harbor has no registry endpoint named %q (name a registry of regctl's config to create it)", want.Name))
+			return 0, exitcode.With(exitcode.NotFound, fmt.Errorf("harbor has no registry endpoint named %q (name a registry of regctl's config to create it): %w", want.Name, errNoEndpoint))
 		}
 		res.Endpoint.ID, res.Endpoint.Status = cur.ID, string(registry.StatusUnchanged)
 		return cur.ID, nil
@@ -365,8 +373,8 @@ func (h *Harbor) ReplicationPolicies(ctx context.Context) ([]ReplicationPolicy, 
 	return out, err
 }
 
-// ReplicationPolicy is the stored policy of that name (nil when there is none).
-func (h *Harbor) ReplicationPolicy(ctx context.Context, name string) (*ReplicationPolicy, error) {
+// policyNamed is the stored replication policy of that name (nil when there is none).
+func (h *Harbor) policyNamed(ctx context.Context, name string) (*ReplicationPolicy, error) {
 	all, err := h.ReplicationPolicies(ctx)
 	if err != nil {
 		return nil, err
@@ -411,17 +419,13 @@ func filtersText(fs []ReplicationFilter) string {
 	return strings.Join(parts, ", ")
 }
 
-func policyChanges(cur, want ReplicationPolicy) []registry.SettingChange {
-	var ch []registry.SettingChange
-	add := func(setting, from, to string) {
-		if from != to {
-			ch = append(ch, registry.SettingChange{Setting: setting, From: from, To: to})
-		}
-	}
+func policyChanges(cur, want ReplicationPolicy) changes {
+	var ch changes
+	add := ch.add
 	add("source", cur.Source, want.Source)
 	if cur.destID != want.destID {
 		// Same name, other endpoint (it was deleted and created again): name both ids.
-		ch = append(ch, registry.SettingChange{Setting: "destination", From: fmt.Sprintf("%s (#%d)", cur.Destination, cur.destID), To: endpointLabel(want)})
+		add("destination", fmt.Sprintf("%s (#%d)", cur.Destination, cur.destID), endpointLabel(want))
 	}
 	add("dest_namespace", cur.DestNamespace, want.DestNamespace)
 	add("dest_namespace_replace_count", strconv.Itoa(cur.ReplaceCount), strconv.Itoa(want.ReplaceCount))
@@ -486,7 +490,7 @@ func checkSpec(s ReplicationSpec) (string, *CronTranslation, error) {
 		if strings.TrimSpace(s.Cron) == "" {
 			return usage("--cron: a scheduled trigger needs a cron, e.g. \"0 2 * * *\"")
 		}
-		c, translated, err := HarborCron(s.Cron, true)
+		c, translated, err := Cron(s.Cron, true)
 		if err != nil {
 			return "", nil, exitcode.With(exitcode.Usage, fmt.Errorf("--cron: %w", err))
 		}
@@ -508,7 +512,7 @@ func (h *Harbor) PutReplication(ctx context.Context, s ReplicationSpec, dryRun b
 		return nil, err
 	}
 	h.replMu.Lock()
-	h.replPolicies = nil // what backups list again
+	h.replListed = false // backups list them again
 	h.replMu.Unlock()
 	res := &ReplicationPut{DryRun: dryRun, Cron: tr, Notes: []string{}, Policy: PutStep{Name: s.Name, Changes: []registry.SettingChange{}}}
 	if s.Deletion && s.Trigger != "event_based" {
@@ -518,7 +522,7 @@ func (h *Harbor) PutReplication(ctx context.Context, s ReplicationSpec, dryRun b
 	if err != nil {
 		return res, err
 	}
-	cur, err := h.ReplicationPolicy(ctx, s.Name)
+	cur, err := h.policyNamed(ctx, s.Name)
 	if err != nil {
 		return res, err
 	}
@@ -588,13 +592,13 @@ type ReplicationRun struct {
 	Tasks      []ReplicationTask `json:"tasks"`
 }
 
-// replicationWait bounds the wait for an execution (polled with backoff from 100 ms to 5 s).
+// replicationWait bounds the wait for an execution (pollJob).
 const replicationWait = 6 * time.Hour
 
 // RunReplication starts the named policy and waits for the execution to finish: its status and
 // tasks. An execution that ends other than Success is an error (exit 1) naming the failed tasks.
 func (h *Harbor) RunReplication(ctx context.Context, name string) (*ReplicationRun, error) {
-	p, err := h.ReplicationPolicy(ctx, name)
+	p, err := h.policyNamed(ctx, name)
 	if err != nil {
 		return nil, err
 	}
@@ -614,27 +618,22 @@ func (h *Harbor) RunReplication(ctx context.Context, name string) (*ReplicationR
 		return nil, err
 	}
 	run := &ReplicationRun{ID: eid, Policy: p.Name, PolicyID: p.ID, Tasks: []ReplicationTask{}}
-	deadline := time.Now().Add(replicationWait)
-	for wait := 100 * time.Millisecond; ; wait = min(wait*2, 5*time.Second) {
+	err = pollJob(ctx, replicationWait, func() (bool, error) {
 		if err := h.replicationExecution(ctx, run); err != nil {
-			return nil, err
+			return false, err
 		}
-		if retentionDone(run.Status) {
-			break
-		}
-		if time.Now().After(deadline) {
-			return run, fmt.Errorf("harbor replication execution %d: still %s after %s", eid, run.Status, replicationWait)
-		}
-		select {
-		case <-ctx.Done():
-			return run, ctx.Err()
-		case <-time.After(wait):
-		}
+		return taskDone(run.Status), nil
+	})
+	if errors.Is(err, errStillRunning) {
+		return run, fmt.Errorf("harbor replication execution %d: still %s after %s", eid, run.Status, replicationWait)
+	}
+	if err != nil {
+		return run, err
 	}
 	if err := h.replicationTasks(ctx, run); err != nil {
 		return run, err
 	}
-	if !retentionSucceeded(run.Status) {
+	if !taskSucceeded(run.Status) {
 		var failed []string
 		for _, t := range run.Tasks {
 			if t.Status != "Success" && t.Status != "Succeed" {
@@ -680,7 +679,7 @@ func (h *Harbor) replicationExecution(ctx context.Context, run *ReplicationRun) 
 		return badAnswer(op, "asked for execution %d, the answer is another", run.ID)
 	case x.PolicyID != run.PolicyID:
 		return badAnswer(op, "execution %d belongs to policy %d, not %d", run.ID, x.PolicyID, run.PolicyID)
-	case !knownRetentionStatus(x.Status):
+	case !knownTaskStatus(x.Status):
 		return badAnswer(op, "execution %d has status %q, which Harbor does not have", run.ID, clean(x.Status, 40))
 	case x.Total < 0 || x.Failed < 0 || x.Succeed < 0:
 		return badAnswer(op, "execution %d has negative task counts", run.ID)
@@ -706,7 +705,7 @@ func (h *Harbor) replicationTasks(ctx context.Context, run *ReplicationRun) erro
 		if err := json.Unmarshal(raw, &t); err != nil || t.ID == nil || *t.ID <= 0 {
 			return badAnswer(op, "task %d has no id", i)
 		}
-		if !knownRetentionStatus(t.Status) {
+		if !knownTaskStatus(t.Status) {
 			return badAnswer(op, "task %d has status %q, which Harbor does not have", *t.ID, clean(t.Status, 40))
 		}
 		run.Tasks = append(run.Tasks, ReplicationTask{ID: *t.ID, Source: clean(t.Src, 200), Destination: clean(t.Dst, 200), Status: t.Status})
@@ -718,7 +717,7 @@ func (h *Harbor) replicationTasks(ctx context.Context, run *ReplicationRun) erro
 	logs := 0
 	for i := range run.Tasks {
 		t := &run.Tasks[i]
-		if retentionSucceeded(t.Status) || logs >= maxLogLines {
+		if taskSucceeded(t.Status) || logs >= maxLogLines {
 			continue
 		}
 		logs++

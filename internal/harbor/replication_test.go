@@ -20,20 +20,20 @@ import (
 
 func TestHarborCron(t *testing.T) {
 	for in, want := range map[string]string{"0 2 * * *": "0 0 2 * * *", "30 1 * * 1-5": "0 30 1 * * 1-5", "0 15 3 * * *": "0 15 3 * * *"} {
-		got, translated, err := harbor.HarborCron(in, true)
+		got, translated, err := harbor.Cron(in, true)
 		if err != nil || got != want || translated != (len(strings.Fields(in)) == 5) {
-			t.Errorf("HarborCron(%q) = %q %v %v, want %q", in, got, translated, err, want)
+			t.Errorf("Cron(%q) = %q %v %v, want %q", in, got, translated, err, want)
 		}
 	}
 	for in, why := range map[string]string{"* 2 * * *": "minutes field", "5 0 2 * * *": "seconds field", "0 2 * *": "5 fields", "@daily": "5 fields",
 		"0 2 * * * * *": "this has 7", "0 2 * * $(id)": "field 6"} {
-		_, _, err := harbor.HarborCron(in, true)
+		_, _, err := harbor.Cron(in, true)
 		if err == nil || exitcode.Of(err) != exitcode.Usage || !strings.Contains(err.Error(), why) || !strings.Contains(err.Error(), "cron "+strconv.Quote(in)) {
-			t.Errorf("HarborCron(%q): %v, want exit 2 naming the cron and %q", in, err, why)
+			t.Errorf("Cron(%q): %v, want exit 2 naming the cron and %q", in, err, why)
 		}
 	}
 	// Retention allows * minutes (only replication refuses them).
-	if got, _, err := harbor.HarborCron("* 2 * * *", false); err != nil || got != "0 * 2 * * *" {
+	if got, _, err := harbor.Cron("* 2 * * *", false); err != nil || got != "0 * 2 * * *" {
 		t.Errorf("retention cron: %q %v", got, err)
 	}
 }
@@ -219,7 +219,7 @@ func FuzzHarborCron(f *testing.F) {
 		f.Add(s, true)
 	}
 	f.Fuzz(func(t *testing.T, cron string, replication bool) {
-		got, _, err := harbor.HarborCron(cron, replication)
+		got, _, err := harbor.Cron(cron, replication)
 		if err != nil {
 			if exitcode.Of(err) != exitcode.Usage || !strings.HasPrefix(err.Error(), "cron ") {
 				t.Fatalf("%q: %v", cron, err)
@@ -230,9 +230,41 @@ func FuzzHarborCron(f *testing.F) {
 		if len(fields) != 6 || fields[0] != "0" || (replication && fields[1] == "*") {
 			t.Fatalf("%q → %q", cron, got)
 		}
-		again, translated, err := harbor.HarborCron(got, replication)
+		again, translated, err := harbor.Cron(got, replication)
 		if err != nil || again != got || translated {
 			t.Fatalf("%q → %q → %q %v %v", cron, got, again, translated, err)
 		}
 	})
+}
+
+// TestBackupSettingsWithoutReplicationAccess: a project robot (the usual CI credential) cannot
+// list the system's replication policies. Each repository's settings still carry the project's
+// documents, harbor.replication is named as not read, and Harbor is asked once, not once a repository.
+func TestBackupSettingsWithoutReplicationAccess(t *testing.T) {
+	s := harbortest.Start(t)
+	admin := open(t, s, s.Username, s.Password)
+	if _, err := admin.EnsureProject(ctx, "game-server", registry.RepositorySpec{}, registry.ProjectSpec{}); err != nil {
+		t.Fatal(err)
+	}
+	login, secret := s.AddRobot(harbortest.Robot{Name: "backup", Level: "project", Permissions: []harbortest.Permission{{Kind: "project", Namespace: "game-server",
+		Access: harbortest.Allow("project:read", "repository:list", "repository:pull", "artifact:list", "robot:list", "robot:read", "tag-retention:read")}}})
+	h := open(t, s, login, secret)
+	for _, repo := range []string{"game-server/api", "game-server/web"} {
+		docs, err := h.Settings(ctx, repo)
+		if err == nil || !strings.Contains(err.Error(), harbor.SettingReplication) || exitcode.Of(err) != exitcode.Auth {
+			t.Errorf("%s: %v, want an auth error naming %s", repo, err, harbor.SettingReplication)
+		}
+		if docs[harbor.SettingProject] == "" {
+			t.Errorf("%s: the project's document was dropped with the replication policies: %v", repo, docs)
+		}
+	}
+	n := 0
+	for _, r := range s.Requests() {
+		if strings.HasPrefix(r, "GET /api/v2.0/replication/policies") {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("replication policies listed %d times for two repositories, want 1", n)
+	}
 }

@@ -411,7 +411,7 @@ type RetentionRun struct {
 	Rows   []RetentionRow `json:"rows"`
 }
 
-// retentionWait bounds the wait for an execution (polled with backoff from 100 ms to 5 s); an
+// retentionWait bounds the wait for an execution (pollJob); an
 // execution missing from the listing retentionMissingPolls times in a row is an error.
 const (
 	retentionWait         = 30 * time.Minute
@@ -433,36 +433,32 @@ func (h *Harbor) RunRetention(ctx context.Context, policyID int64, dryRun bool) 
 		return nil, err
 	}
 	run := &RetentionRun{ID: eid, DryRun: dryRun}
-	deadline := time.Now().Add(retentionWait)
 	missing := 0
-	for wait := 100 * time.Millisecond; ; wait = min(wait*2, 5*time.Second) {
+	err = pollJob(ctx, retentionWait, func() (bool, error) {
 		status, found, err := h.retentionStatus(ctx, base, eid)
 		if err != nil {
-			return nil, err
+			return false, err
 		}
 		run.Status = status
 		switch {
 		case !found:
 			// Harbor lists an execution as soon as it created it; one that stays missing is gone.
 			if missing++; missing >= retentionMissingPolls {
-				return nil, badAnswer("listRetentionExecutions", "execution %d, just created, is not among the policy's executions", eid)
+				return false, badAnswer("listRetentionExecutions", "execution %d, just created, is not among the policy's executions", eid)
 			}
-		case !knownRetentionStatus(status):
-			return nil, badAnswer("listRetentionExecutions", "execution %d has status %q, which Harbor does not have", eid, clean(status, 40))
+			return false, nil
+		case !knownTaskStatus(status):
+			return false, badAnswer("listRetentionExecutions", "execution %d has status %q, which Harbor does not have", eid, clean(status, 40))
 		}
-		if found && retentionDone(status) {
-			break
-		}
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("harbor retention execution %d: still %q after %s", eid, status, retentionWait)
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(wait):
-		}
+		return taskDone(status), nil
+	})
+	if errors.Is(err, errStillRunning) {
+		return nil, fmt.Errorf("harbor retention execution %d: still %q after %s", eid, run.Status, retentionWait)
 	}
-	if !retentionSucceeded(run.Status) {
+	if err != nil {
+		return nil, err
+	}
+	if !taskSucceeded(run.Status) {
 		return run, fmt.Errorf("harbor listRetentionExecutions: retention execution %d ended %s (Harbor's job service log has why)", eid, clean(run.Status, 40))
 	}
 	type task struct {
@@ -526,25 +522,6 @@ func (h *Harbor) retentionStatus(ctx context.Context, base string, eid int64) (s
 	}
 	return status, found, nil
 }
-
-// Harbor's task statuses (pkg/task), and the older retention ones.
-func retentionDone(s string) bool {
-	switch s {
-	case "Success", "Succeed", "Error", "Failed", "Stopped":
-		return true
-	}
-	return false
-}
-
-func knownRetentionStatus(s string) bool {
-	switch s {
-	case "Pending", "Scheduled", "Running", "InProgress":
-		return true
-	}
-	return retentionDone(s)
-}
-
-func retentionSucceeded(s string) bool { return s == "Success" || s == "Succeed" }
 
 // ParseRetentionLog reads a retention task's log: the job service's lines, then a table whose
 // header names Digest, Tag and Retention. Rows are located by the header, not by position.

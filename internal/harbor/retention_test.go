@@ -82,6 +82,14 @@ func TestTranslateRetention(t *testing.T) {
 		}
 	}
 
+	// sinceImagePushed is Harbor's nDaysSinceLastPush with the same count.
+	byAge := `{"rules":[{"rulePriority":1,"selection":{"tagStatus":"untagged","countType":"sinceImagePushed","countUnit":"days","countNumber":14},"action":{"type":"expire"}}]}`
+	if rules, err := harbor.TranslateRetention(mustPolicy(t, byAge), nil, nil); err != nil {
+		t.Errorf("sinceImagePushed: %v", err)
+	} else if got, _ := json.Marshal(rules); !strings.Contains(string(got), `"template":"nDaysSinceLastPush","params":{"nDaysSinceLastPush":14}`) {
+		t.Errorf("sinceImagePushed translated to %s", got)
+	}
+
 	// Content the translation cannot be exact for: an image tagged release-1 and latest.
 	mixed := []*lifecycle.RepoPlan{{Repository: "p/api", Items: []lifecycle.PlanItem{{Digest: "sha256:" + strings.Repeat("c", 64), Kind: registry.KindImage, Tags: []string{"release-1", "latest"}}}}}
 	if _, err := harbor.TranslateRetention(mustPolicy(t, nativePolicy), []string{"api"}, mixed); err == nil || !strings.Contains(err.Error(), "[release-1 latest]") {

@@ -2,6 +2,7 @@ package harbor
 
 import (
 	"context"
+	"errors"
 
 	"fmt"
 	"net/http"
@@ -19,11 +20,9 @@ import (
 // Harbor's scanner adapters produce since v2.1.
 const vulnReportMIME = "application/vnd.security.vulnerability.report; version=1.1"
 
-// scanWait bounds how long NativeScan waits for Harbor's scan job, and scanPoll how often it asks.
+// scanWait and maxScanPolls bound how long NativeScan waits for Harbor's scan job (pollJob).
 const (
 	scanWait     = 30 * time.Minute
-	scanPollMin  = 100 * time.Millisecond
-	scanPollMax  = 5 * time.Second
 	maxScanPolls = 2000
 	// noReportPolls: Harbor writes the report's summary (Pending) before it answers 202, so an
 	// artifact that still shows none after this many polls has no scan coming.
@@ -54,34 +53,35 @@ func (h *Harbor) NativeScan(ctx context.Context, repo string, digest v1.Hash) ([
 		return nil, err
 	}
 
-	deadline := time.Now().Add(scanWait)
-	wait := scanPollMin
-	for poll := 0; ; poll++ {
+	var findings []registry.Finding
+	poll := 0
+	err = pollJob(ctx, scanWait, func() (bool, error) {
 		status, err := h.scanStatus(ctx, art, accept)
 		if err != nil {
-			return nil, err
+			return false, err
 		}
 		if status == "" && poll >= noReportPolls {
-			return nil, badAnswer("getArtifact", "%s@%s: Harbor accepted the scan but shows no report for it after %d polls", repo, digest, poll+1)
+			return false, badAnswer("getArtifact", "%s@%s: Harbor accepted the scan but shows no report for it after %d polls", repo, digest, poll+1)
 		}
 		switch status {
 		case "Success":
-			return h.scanReport(ctx, art, accept, repo, digest)
+			findings, err = h.scanReport(ctx, art, accept, repo, digest)
+			return true, err
 		case "Error", "Stopped":
-			return nil, fmt.Errorf("harbor getArtifact: the scan of %s@%s ended %s (the scanner's log is in Harbor: artifact → Vulnerabilities)", repo, digest, status)
+			return false, fmt.Errorf("harbor getArtifact: the scan of %s@%s ended %s (the scanner's log is in Harbor: artifact → Vulnerabilities)", repo, digest, status)
 		}
-		if poll >= maxScanPolls || time.Now().After(deadline) {
-			return nil, fmt.Errorf("harbor scanArtifact: the scan of %s@%s is still %q after %s", repo, digest, status, scanWait)
+		if poll++; poll > maxScanPolls {
+			return false, fmt.Errorf("harbor scanArtifact: the scan of %s@%s is still %q after %d polls", repo, digest, status, maxScanPolls)
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil, ctx.Err()
-		case <-t.C:
-		}
-		wait = min(wait*2, scanPollMax)
+		return false, nil
+	})
+	if errors.Is(err, errStillRunning) {
+		return nil, fmt.Errorf("harbor scanArtifact: the scan of %s@%s is still running after %s", repo, digest, scanWait)
 	}
+	if err != nil {
+		return nil, err
+	}
+	return findings, nil
 }
 
 // scanStatus is the scan_status of the artifact's report summary ("" while Harbor has none yet).

@@ -3,6 +3,7 @@ package harbor
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -113,12 +114,12 @@ func (h *Harbor) replicationsOf(ctx context.Context, repo string) ([]Replication
 	// A backup asks for every repository: the policies are listed once per backup.
 	h.replMu.Lock()
 	defer h.replMu.Unlock()
-	if h.replPolicies == nil {
-		all, err := h.ReplicationPolicies(ctx)
-		if err != nil {
-			return nil, err
-		}
-		h.replPolicies = all
+	if !h.replListed { // an error too is the answer for every repository: one refused call, not one each
+		h.replPolicies, h.replErr = h.ReplicationPolicies(ctx)
+		h.replListed = true
+	}
+	if h.replErr != nil {
+		return nil, h.replErr
 	}
 	all := h.replPolicies
 	var out []ReplicationPolicy
@@ -164,7 +165,7 @@ func (h *Harbor) putReplications(ctx context.Context, doc string, dryRun bool) (
 			ReplaceCount: p.ReplaceCount, Trigger: p.Trigger, Cron: cronIfScheduled(p), Override: p.Override, Enabled: p.Enabled, Deletion: p.Deletion,
 			Filters: p.Filters}
 		res, err := h.PutReplication(ctx, spec, dryRun)
-		if exitcode.Of(err) == exitcode.NotFound && res != nil && res.Endpoint.Status == "" {
+		if errors.Is(err, errNoEndpoint) {
 			missing = append(missing, fmt.Sprintf("%q (endpoint %s, %s)", p.Name, p.Destination, p.DestURL))
 			continue
 		}
