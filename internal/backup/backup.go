@@ -9,7 +9,6 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
-	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -63,18 +62,7 @@ func (o *Options) defaults() {
 }
 
 // MatchRepo reports whether repo matches any glob (all repos when there are none).
-func MatchRepo(globs []string, repo string) bool {
-	if len(globs) == 0 {
-		return true
-	}
-	for _, g := range globs {
-		re := "^" + strings.ReplaceAll(regexp.QuoteMeta(g), `\*`, ".*") + "$"
-		if ok, _ := regexp.MatchString(re, repo); ok {
-			return true
-		}
-	}
-	return false
-}
+func MatchRepo(globs []string, repo string) bool { return registry.MatchAny(globs, repo) }
 
 // Backup copies every selected repository of reg into the store and records a snapshot. Blobs the
 // store already has are not transferred again. The snapshot record, then index.json, are written

@@ -24,6 +24,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/regctl-dev/regctl/internal/exitcode"
 )
 
 // OCIConfig configures the generic OCI backend.
@@ -351,6 +353,24 @@ func (o *OCI) DeleteImage(ctx context.Context, repo string, digest v1.Hash) erro
 	}
 	if err := remote.Delete(r.Digest(digest.String()), o.remote(ctx)...); err != nil {
 		return fmt.Errorf("deleting %s@%s: %w", r, digest, err)
+	}
+	return nil
+}
+
+// DeleteTag removes one tag (DELETE /v2/<name>/manifests/<tag>, which CNCF distribution v3 and zot
+// support); the manifest and its other tags stay. A registry that only deletes by digest answers
+// 405 or UNSUPPORTED, and that error is returned as is: regctl never falls back to deleting the
+// manifest, which would take its other tags with it.
+func (o *OCI) DeleteTag(ctx context.Context, repo, tag string) error {
+	r, err := RepositoryRef(o, repo)
+	if err != nil {
+		return err
+	}
+	if !IsTag(tag) {
+		return fmt.Errorf("%q is not a tag: %w", tag, exitcode.ErrUsage)
+	}
+	if err := remote.Delete(r.Tag(tag), o.remote(ctx)...); err != nil {
+		return fmt.Errorf("deleting the tag %s:%s: %w", r, tag, err)
 	}
 	return nil
 }

@@ -171,6 +171,13 @@ type RepositoryPolicies interface {
 	SetRepositoryPolicy(ctx context.Context, repo, policy string) error
 }
 
+// TagDeleter is implemented by backends that can remove one tag and leave the manifest and its
+// other tags alone (OCI distribution's DELETE of a tag, ECR's BatchDeleteImage by tag, Harbor's tag
+// API), so replicate --delete never takes more than the tag it planned.
+type TagDeleter interface {
+	DeleteTag(ctx context.Context, repo, tag string) error
+}
+
 // RepositoryInspector is implemented by backends that can report a repository's settings (ECR), so
 // backups record them and restores recreate them.
 type RepositoryInspector interface {

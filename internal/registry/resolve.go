@@ -3,6 +3,7 @@ package registry
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -154,3 +155,21 @@ func looksLikeHost(s string) bool {
 
 // staticKeychain must stay a Keychain: compile-time check.
 var _ authn.ContextKeychain = staticKeychain{}
+
+// MatchAny reports whether s matches any of the globs, or true when there are none. "*" matches any
+// run of characters, "/" included, so "game-server/*" selects every repository under game-server/.
+func MatchAny(globs []string, s string) bool {
+	if len(globs) == 0 {
+		return true
+	}
+	for _, g := range globs {
+		if globRE(g).MatchString(s) {
+			return true
+		}
+	}
+	return false
+}
+
+func globRE(g string) *regexp.Regexp {
+	return regexp.MustCompile("^" + strings.ReplaceAll(regexp.QuoteMeta(g), `\*`, ".*") + "$")
+}
