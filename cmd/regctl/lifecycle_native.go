@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -106,10 +105,7 @@ func runNativeApply(cmd *cobra.Command, f *Factory, pf *planFlags, args []string
 				return false, err
 			}
 			printed = true
-			fmt.Fprintf(f.IO.ErrOut, "Store %d Harbor retention policies and let Harbor delete the %d images regctl's plan expires (only if Harbor's dry run agrees)? [y/N] ", len(order), expires)
-			answer, _ := bufio.NewReader(f.IO.In).ReadString('\n')
-			a := strings.ToLower(strings.TrimSpace(answer))
-			return a == "y" || a == "yes", nil
+			return f.Ask(fmt.Sprintf("Store %d Harbor retention policies and let Harbor delete the %d images regctl's plan expires (only if Harbor's dry run agrees)?", len(order), expires)), nil
 		}
 	}
 	out := &harbor.RetentionOutcome{DryRun: o.DryRun, Projects: []*harbor.ProjectRetention{}}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -165,7 +166,15 @@ func (f *Factory) Render(v any, table func() ui.Table) error {
 	return ui.Render(f.IO, f.Format(), v, table)
 }
 
-// Errorf prints a note for humans on stderr (never stdout, which carries results).
+// Ask asks a yes/no question on the terminal (stderr, answered on stdin); only "y" or "yes" is yes.
+func (f *Factory) Ask(question string) bool {
+	fmt.Fprintf(f.IO.ErrOut, "%s [y/N] ", question)
+	answer, _ := bufio.NewReader(f.IO.In).ReadString('\n')
+	a := strings.ToLower(strings.TrimSpace(answer))
+	return a == "y" || a == "yes"
+}
+
+// Notef prints a note for humans on stderr (never stdout, which carries results).
 func (f *Factory) Notef(format string, args ...any) {
 	fmt.Fprintf(f.IO.ErrOut, format+"\n", args...)
 }
@@ -215,7 +224,7 @@ REGCTL_* environment variables override the file, flags override both.`,
 	pf.StringVarP(&f.flags.registry, "registry", "r", "", "registry for bare repository names (overrides default_registry)")
 
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError(err) })
-	root.AddCommand(newVersionCmd(f), newConfigCmd(f), newRepoCmd(f), newLifecycleCmd(f), newScanCmd(f), newSignCmd(f), newVerifyCmd(f), newBuildPushCmd(f), newBackupCmd(f), newRestoreCmd(f), newReplicationCmd(f), newAuthCmd(f), newCredentialHelperCmd(f), newRegistryCmd(f), newHarborCmd(f))
+	root.AddCommand(newVersionCmd(f), newConfigCmd(f), newRepoCmd(f), newLifecycleCmd(f), newScanCmd(f), newSignCmd(f), newVerifyCmd(f), newBuildPushCmd(f), newBackupCmd(f), newRestoreCmd(f), newReplicationCmd(f), newReplicateCmd(f), newAuthCmd(f), newCredentialHelperCmd(f), newRegistryCmd(f), newHarborCmd(f))
 	root.AddCommand(helpTopics()...)
 	return root
 }
