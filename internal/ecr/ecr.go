@@ -529,6 +529,32 @@ func (e *ECR) DeleteImage(ctx context.Context, repo string, digest v1.Hash) erro
 	return fmt.Errorf("ecr BatchDeleteImage: the answer lists %s@%s neither as deleted nor as failed: %w", repo, digest, registry.ErrBadAnswer)
 }
 
+// DeleteTag removes one tag with BatchDeleteImage by tag: ECR keeps the image while other tags
+// point at it (and deletes it with its last tag, as the console does).
+func (e *ECR) DeleteTag(ctx context.Context, repo, tag string) error {
+	if !registry.IsTag(tag) {
+		return fmt.Errorf("%q is not a tag: %w", tag, exitcode.ErrUsage)
+	}
+	out, err := e.client.BatchDeleteImage(ctx, &ecr.BatchDeleteImageInput{RepositoryName: aws.String(repo), RegistryId: e.registryID(),
+		ImageIds: []types.ImageIdentifier{{ImageTag: aws.String(tag)}}})
+	if err != nil {
+		return classify(err)
+	}
+	if len(out.Failures) > 0 {
+		f := out.Failures[0]
+		if f.FailureCode == types.ImageFailureCodeImageNotFound || f.FailureCode == types.ImageFailureCodeImageTagDoesNotMatchDigest {
+			return exitcode.With(exitcode.NotFound, fmt.Errorf("ecr BatchDeleteImage: %s:%s: %s", repo, tag, aws.ToString(f.FailureReason)))
+		}
+		return fmt.Errorf("ecr BatchDeleteImage: %s:%s: %s: %s", repo, tag, f.FailureCode, aws.ToString(f.FailureReason))
+	}
+	for _, id := range out.ImageIds {
+		if aws.ToString(id.ImageTag) == tag {
+			return nil
+		}
+	}
+	return fmt.Errorf("ecr BatchDeleteImage: the answer lists %s:%s neither as deleted nor as failed: %w", repo, tag, registry.ErrBadAnswer)
+}
+
 // GetLifecyclePolicy returns the stored policy text ("" and exit-5 error when there is none).
 func (e *ECR) GetLifecyclePolicy(ctx context.Context, repo string) (string, error) {
 	out, err := e.client.GetLifecyclePolicy(ctx, &ecr.GetLifecyclePolicyInput{RepositoryName: aws.String(repo), RegistryId: e.registryID()})

@@ -19,7 +19,7 @@ import (
 
 // clientOperations are every Harbor API operation regctl's Harbor client calls.
 var clientOperations = []string{"CreateRobot", "ListRobot", "createProject", "createRegistry", "createReplicationPolicy", "createRetention",
-	"deleteArtifact", "getArtifact", "getHealth", "getPing", "getProject", "getReplicationExecution", "getReplicationLog", "getRepository",
+	"deleteArtifact", "deleteTag", "getArtifact", "getHealth", "getPing", "getProject", "getReplicationExecution", "getReplicationLog", "getRepository",
 	"getRetention", "getRetentionTaskLog", "getSystemInfo", "getVulnerabilitiesAddition", "listArtifacts", "listProjects", "listRegistries",
 	"listReplicationPolicies", "listReplicationTasks", "listRepositories", "listRetentionExecutions", "listRetentionTasks", "listScanners",
 	"scanArtifact", "startReplication", "triggerRetentionExecution", "updateProject", "updateRegistry", "updateReplicationPolicy", "updateRetention"}
@@ -81,6 +81,9 @@ func TestClientAgainstHarborsSpec(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := h.DeleteImage(ctx, "game-server/nested/api", untagged); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.DeleteTag(ctx, "game-server/nested/api", "tmp"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := h.EnsureProject(ctx, "game-server/nested/api", registry.RepositorySpec{}, registry.ProjectSpec{}); err != nil {

@@ -492,6 +492,20 @@ func (h *Harbor) DeleteImage(ctx context.Context, repo string, digest v1.Hash) e
 	return err
 }
 
+// DeleteTag removes one tag through Harbor's tag API; the artifact and its other tags stay
+// (Harbor's registry API deletes by digest only).
+func (h *Harbor) DeleteTag(ctx context.Context, repo, tag string) error {
+	project, name, err := splitRepo(repo)
+	if err != nil {
+		return err
+	}
+	if !registry.IsTag(tag) {
+		return fmt.Errorf("%q is not a tag: %w", tag, exitcode.ErrUsage)
+	}
+	_, err = h.api.do(ctx, request{op: "deleteTag", method: http.MethodDelete, path: repoPath(project, name) + "/artifacts/" + tag + "/tags/" + tag})
+	return err
+}
+
 // RepositorySettings reads the settings of the repository's project back as the spec that would
 // create it: scan on push (auto_scan).
 func (h *Harbor) RepositorySettings(ctx context.Context, repo string) (registry.RepositorySpec, error) {

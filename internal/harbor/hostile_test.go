@@ -38,6 +38,7 @@ var routes = []struct {
 	{"GET", regexp.MustCompile(`^/api/v2.0/projects/[^/]+/repositories/[^/]+/artifacts$`), "listArtifacts"},
 	{"GET", regexp.MustCompile(`^/api/v2.0/projects/[^/]+/repositories/[^/]+/artifacts/[^/]+$`), "getArtifact"},
 	{"DELETE", regexp.MustCompile(`^/api/v2.0/projects/[^/]+/repositories/[^/]+/artifacts/[^/]+$`), "deleteArtifact"},
+	{"DELETE", regexp.MustCompile(`^/api/v2.0/projects/[^/]+/repositories/[^/]+/artifacts/[^/]+/tags/[^/]+$`), "deleteTag"},
 	{"POST", regexp.MustCompile(`^/api/v2.0/robots$`), "CreateRobot"},
 	{"POST", regexp.MustCompile(`^/api/v2.0/projects/[^/]+/repositories/[^/]+/artifacts/[^/]+/scan$`), "scanArtifact"},
 	{"GET", regexp.MustCompile(`^/api/v2.0/projects/[^/]+/repositories/[^/]+/artifacts/[^/]+/additions/vulnerabilities$`), "getVulnerabilitiesAddition"},
@@ -275,6 +276,12 @@ func hostileOps() []hostileOp {
 		extra: auth.With(harborError(http.StatusNotFound, "NOT_FOUND"), harborError(http.StatusPreconditionFailed, "VIOLATE_FOREIGN_KEY_CONSTRAINT")),
 		run:   func(ctx context.Context, h *harbor.Harbor) (any, error) { return nil, h.DeleteImage(ctx, "p/app", d) },
 		// The answer has no body: whatever JSON comes with the 200 is not read; an HTML page is not Harbor's.
+		codes: with(authCodes, "NOT_FOUND", exitcode.NotFound, "empty-object", 0, "null", 0, "empty-body", 0, "json-array", 0,
+			"wrong-type", 0, "no-type", 0, "truncated", 0)})
+
+	ops = append(ops, hostileOp{name: "DeleteTag", op: "deleteTag", valid: ``,
+		extra: auth.With(harborError(http.StatusNotFound, "NOT_FOUND")),
+		run:   func(ctx context.Context, h *harbor.Harbor) (any, error) { return nil, h.DeleteTag(ctx, "p/app", "v1") },
 		codes: with(authCodes, "NOT_FOUND", exitcode.NotFound, "empty-object", 0, "null", 0, "empty-body", 0, "json-array", 0,
 			"wrong-type", 0, "no-type", 0, "truncated", 0)})
 

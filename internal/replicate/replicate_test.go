@@ -510,6 +510,24 @@ func TestReplicateIntoECRAndHarbor(t *testing.T) {
 			if err != nil || res.Repos[0].Status != replicate.StatusUnchanged || res.Stats.ManifestsPut != 0 {
 				t.Errorf("re-run: %+v %v", res.Repos, err)
 			}
+			// --delete through the backend's own tag deletion: the tag goes, its image's other tags stay.
+			before := tagDigests(t, dst, "game-server/api")
+			if err := dst.(registry.TagDeleter).DeleteTag(ctx, "game-server/api", "nope"); exitcode.Of(err) != exitcode.NotFound {
+				t.Errorf("deleting a missing tag: %v", err)
+			}
+			dref, _ := registry.RepositoryRef(dst, "game-server/api")
+			desc, _ := remote.Get(dref.Tag("staging"), dst.Remote()...)
+			if err := remote.Tag(dref.Tag("staging-old"), desc, dst.Remote()...); err != nil {
+				t.Fatal(err)
+			}
+			res, err = replicate.Run(ctx, replicate.Endpoint{Registry: src}, replicate.Endpoint{Registry: dst}, replicate.Options{Delete: true, Tags: []string{"staging*"}})
+			if err != nil || len(res.Deletions) != 1 || res.Deletions[0].Tag != "staging-old" {
+				t.Fatalf("delete: %+v %v", res, err)
+			}
+			after := tagDigests(t, dst, "game-server/api")
+			if _, ok := after["staging-old"]; ok || !mapsEqual(after, before) {
+				t.Errorf("after --delete: %v, want %v", after, before)
+			}
 		})
 	}
 	// And back: ECR as the source.

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -537,6 +538,43 @@ func (s *Server) batchDeleteImage(body []byte) (any, error) {
 	client := &http.Client{Transport: insecureTransport()}
 	deleted, failures := []any{}, []any{}
 	for _, id := range in.ImageIds {
+		if id.ImageTag != "" && id.ImageDigest == "" {
+			// ECR removes the tag; the image goes with it only when it was its last tag.
+			imgs, err := s.images(in.RepositoryName)
+			if err != nil {
+				return nil, err
+			}
+			ref := ""
+			for _, im := range imgs {
+				if slices.Contains(im.tags, id.ImageTag) {
+					ref, id.ImageDigest = id.ImageTag, im.digest
+					if len(im.tags) == 1 {
+						ref = im.digest
+					}
+				}
+			}
+			if ref == "" {
+				failures = append(failures, map[string]any{"imageId": map[string]any{"imageTag": id.ImageTag}, "failureCode": "ImageNotFound", "failureReason": "Requested image not found"})
+				continue
+			}
+			req, _ := http.NewRequest(http.MethodDelete, s.URL+"/v2/"+in.RepositoryName+"/manifests/"+ref, nil)
+			req.SetBasicAuth("AWS", s.token)
+			resp, err := client.Do(req)
+			if err != nil {
+				return nil, err
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusAccepted {
+				return nil, fmt.Errorf("emulator: deleting %s:%s: %s", in.RepositoryName, ref, resp.Status)
+			}
+			if ref == id.ImageDigest {
+				s.mu.Lock()
+				delete(s.pushed, in.RepositoryName+"@"+id.ImageDigest)
+				s.mu.Unlock()
+			}
+			deleted = append(deleted, map[string]any{"imageDigest": id.ImageDigest, "imageTag": id.ImageTag})
+			continue
+		}
 		req, _ := http.NewRequest(http.MethodDelete, s.URL+"/v2/"+in.RepositoryName+"/manifests/"+id.ImageDigest, nil)
 		req.SetBasicAuth("AWS", s.token)
 		resp, err := client.Do(req)

@@ -524,6 +524,8 @@ func (e *Emulator) serveRepository(w http.ResponseWriter, r *http.Request, who p
 		e.listArtifacts(w, r, who, p, rp)
 	case len(seg) == 2 && seg[0] == "artifacts":
 		e.serveArtifact(w, r, who, p, rp, seg[1])
+	case len(seg) == 4 && seg[0] == "artifacts" && seg[2] == "tags" && m == http.MethodDelete:
+		e.deleteTag(w, r, who, p, rp, seg[1], seg[3])
 	case len(seg) == 3 && seg[0] == "artifacts" && seg[2] == "scan" && m == http.MethodPost,
 		len(seg) == 4 && seg[0] == "artifacts" && seg[2] == "additions" && seg[3] == "vulnerabilities" && m == http.MethodGet:
 		a := rp.artifactByRef(seg[1])
@@ -676,6 +678,28 @@ func (e *Emulator) serveArtifact(w http.ResponseWriter, r *http.Request, who pri
 	default:
 		methodNotAllowed(w)
 	}
+}
+
+// deleteTag removes one tag of an artifact (Harbor's deleteTag): the artifact stays, untagged
+// if it was its last tag; the data plane forgets the tag.
+func (e *Emulator) deleteTag(w http.ResponseWriter, r *http.Request, who principal, p *project, rp *repository, ref, name string) {
+	if !who.can(e, p.name, "tag", "delete") {
+		denied(w, who, "delete tags of "+rp.name)
+		return
+	}
+	a := rp.artifactByRef(ref)
+	if a == nil {
+		writeErr(w, http.StatusNotFound, "NOT_FOUND", fmt.Sprintf("artifact %s@%s not found", rp.name, ref))
+		return
+	}
+	if _, ok := a.tags[name]; !ok {
+		writeErr(w, http.StatusNotFound, "NOT_FOUND", fmt.Sprintf("tag %s of %s@%s not found", name, rp.name, a.digest))
+		return
+	}
+	delete(a.tags, name)
+	e.registryDelete(r, rp.name, name) // distribution untags a tag reference
+	rp.updated = e.now().UTC()
+	w.WriteHeader(http.StatusOK)
 }
 
 // deleteDeeply deletes an artifact with its accessories and the untagged children no other index
