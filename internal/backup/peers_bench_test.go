@@ -4,16 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/regctl-dev/regctl/internal/benchproc"
 	"github.com/regctl-dev/regctl/internal/localreg/localregtest"
@@ -30,34 +25,14 @@ const (
 	benchOwnMiB  = 1
 )
 
-func randomBytes(rnd *rand.Rand, n int) []byte {
-	out := make([]byte, n)
-	for i := range out {
-		out[i] = byte(rnd.Uint32())
-	}
-	return out
-}
-
-// benchRegistry holds benchRepos x benchTags images from one base, as images built from one base
-// do; incompressible content, so gzip does not hide the sizes.
+// benchRegistry holds benchRepos x benchTags images from one base (sample.SharedBase).
 func benchRegistry(b *testing.B) (*localregtest.Server, []string) {
 	b.Helper()
 	srv := localregtest.Start(b)
 	reg, _ := registry.NewResolver(nil, registry.Options{}).Registry(srv.Host)
-	rnd := rand.New(rand.NewPCG(1, 2))
-	baseLayer, _ := sample.Layer(map[string][]byte{"base.bin": randomBytes(rnd, benchBaseMiB<<20)})
-	var repos []string
-	for r := 0; r < benchRepos; r++ {
-		repo := fmt.Sprintf("svc/app%02d", r)
-		repos = append(repos, repo)
-		ref, _ := registry.RepositoryRef(reg, repo)
-		for tg := 0; tg < benchTags; tg++ {
-			own, _ := sample.Layer(map[string][]byte{"app.bin": randomBytes(rnd, benchOwnMiB<<20)})
-			img, _ := mutate.AppendLayers(mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON), baseLayer, own)
-			if err := sample.Push(context.Background(), ref.Tag(fmt.Sprintf("v%d", tg)), img, reg.Remote()...); err != nil {
-				b.Fatal(err)
-			}
-		}
+	repos, err := sample.SharedBase(context.Background(), srv.Host, true, benchRepos, benchTags, benchBaseMiB, benchOwnMiB, reg.Remote()...)
+	if err != nil {
+		b.Fatal(err)
 	}
 	return srv, repos
 }

@@ -176,16 +176,33 @@ func (o *OCI) list(ctx context.Context, call string, reg name.Registry, scope, p
 
 // listClient is the authenticated client for scope, made once.
 func (o *OCI) listClient(ctx context.Context, reg name.Registry, scope string) (*http.Client, error) {
+	return o.client(ctx, reg, []string{scope})
+}
+
+// DataClient returns an HTTP client for the registry's data plane (/v2/...), authorised for the
+// scopes (e.g. a repository's push scope and another's pull scope, for a cross-repository mount),
+// over the registry's own transport: its TLS settings, retries and answer limits. One per scope set,
+// so one token exchange each. For callers that speak the distribution protocol themselves.
+func (o *OCI) DataClient(ctx context.Context, scopes ...string) (*http.Client, error) {
+	reg, err := name.NewRegistry(o.cfg.Host, nameRegistryOpts(o)...)
+	if err != nil {
+		return nil, err
+	}
+	return o.client(ctx, reg, scopes)
+}
+
+func (o *OCI) client(ctx context.Context, reg name.Registry, scopes []string) (*http.Client, error) {
+	key := strings.Join(scopes, " ")
 	o.listMu.Lock()
 	defer o.listMu.Unlock()
-	if c, ok := o.listClients[scope]; ok {
+	if c, ok := o.listClients[key]; ok {
 		return c, nil
 	}
 	auth, err := authn.Resolve(ctx, o.cfg.Keychain, reg)
 	if err != nil {
 		return nil, err
 	}
-	tr, err := transport.NewWithContext(ctx, reg, auth, o.rt, []string{scope})
+	tr, err := transport.NewWithContext(ctx, reg, auth, o.rt, scopes)
 	if err != nil {
 		return nil, err
 	}
@@ -193,7 +210,7 @@ func (o *OCI) listClient(ctx context.Context, reg name.Registry, scope string) (
 		o.listClients = map[string]*http.Client{}
 	}
 	c := &http.Client{Transport: tr}
-	o.listClients[scope] = c
+	o.listClients[key] = c
 	return c, nil
 }
 

@@ -19,9 +19,9 @@ import (
 // of uploading it again. A copy in progress is waited for, not repeated: thirty repositories built
 // on one base image send the base once.
 type blobTracker struct {
-	mu sync.Mutex
-	m  map[string]*blobEntry // digest → its first copy
-	in map[string]bool       // "repo@digest" the destination holds
+	mu     sync.Mutex
+	first  map[string]*blobEntry // digest → its first copy to the destination
+	inRepo map[string]*blobEntry // "repo@digest" → its copy into that repository
 }
 
 type blobEntry struct {
@@ -30,56 +30,52 @@ type blobEntry struct {
 	err  error
 }
 
+func (e *blobEntry) wait(ctx context.Context) error {
+	select {
+	case <-e.done:
+		return e.err
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
 // copyBlob puts one blob into the destination repository: mounted from another destination
 // repository this run already put it in, else uploaded from the source, streamed (never held in
 // memory). go-containerregistry HEADs the destination first, so a blob already there costs one HEAD.
+// Each blob goes into each repository once, however many of its manifests need it.
 func (r *run) copyBlob(ctx context.Context, srcRef, dstRef name.Repository, b v1.Descriptor) error {
 	key := b.Digest.String()
 	repoKey := dstRef.RepositoryStr() + "@" + key
 	r.blobs.mu.Lock()
-	if r.blobs.in == nil {
-		r.blobs.in = map[string]bool{}
+	if r.blobs.first == nil {
+		r.blobs.first, r.blobs.inRepo = map[string]*blobEntry{}, map[string]*blobEntry{}
 	}
-	if r.blobs.in[repoKey] {
+	if e, ok := r.blobs.inRepo[repoKey]; ok {
 		r.blobs.mu.Unlock()
-		return nil
+		return e.wait(ctx)
 	}
-	e, waiting := r.blobs.m[key]
+	mine := &blobEntry{done: make(chan struct{}), repo: dstRef.RepositoryStr()}
+	r.blobs.inRepo[repoKey] = mine
+	first, waiting := r.blobs.first[key]
 	if !waiting {
-		e = &blobEntry{done: make(chan struct{}), repo: dstRef.RepositoryStr()}
-		r.blobs.m[key] = e
+		r.blobs.first[key] = mine
 	}
 	r.blobs.mu.Unlock()
 
 	mountFrom := ""
-	if waiting {
-		select {
-		case <-e.done:
-		case <-ctx.Done():
-			return context.Cause(ctx)
-		}
-		r.blobs.mu.Lock()
-		have := r.blobs.in[repoKey]
-		r.blobs.mu.Unlock()
-		if have {
-			return nil
-		}
-		if e.err == nil && e.repo != dstRef.RepositoryStr() {
-			mountFrom = e.repo
-		}
+	if waiting && first.wait(ctx) == nil {
+		mountFrom = first.repo
 	}
 	err := r.transferBlob(ctx, srcRef, dstRef, b, mountFrom)
 	r.blobs.mu.Lock()
-	if err == nil {
-		r.blobs.in[repoKey] = true
-	}
-	if !waiting {
-		e.err = err
-		if err != nil {
-			delete(r.blobs.m, key) // the next one to need it tries afresh
+	mine.err = err
+	if err != nil { // the next one to need it tries afresh
+		delete(r.blobs.inRepo, repoKey)
+		if !waiting {
+			delete(r.blobs.first, key)
 		}
-		close(e.done)
 	}
+	close(mine.done)
 	r.blobs.mu.Unlock()
 	return err
 }
@@ -91,6 +87,20 @@ func (r *run) transferBlob(ctx context.Context, srcRef, dstRef name.Repository, 
 		return context.Cause(ctx)
 	}
 	defer func() { <-r.blobSem }()
+	if r.dstData != nil {
+		checkExisting := !r.isNewRepo(dstRef.RepositoryStr())
+		return withRetries(ctx, func() error {
+			sent, mounted, err := r.uploadBlob(ctx, srcRef, dstRef, b, mountFrom, checkExisting)
+			if err != nil {
+				if mountFrom != "" && !sent { // a mount refused in a way the protocol did not expect: upload instead
+					mountFrom = ""
+				}
+				return fmt.Errorf("copying blob %s to %s: %w", b.Digest, dstRef, err)
+			}
+			r.countBlob(sent, mounted)
+			return nil
+		})
+	}
 	sb := &sourceBlob{ctx: ctx, ref: srcRef.Digest(b.Digest.String()), desc: b, puller: r.srcPull, sent: &r.stats.bytesSent}
 	layer, err := partial.CompressedToLayer(sb)
 	if err != nil {
@@ -102,15 +112,19 @@ func (r *run) transferBlob(ctx context.Context, srcRef, dstRef name.Repository, 
 	if err := r.dstPush.Upload(ctx, dstRef, layer); err != nil {
 		return fmt.Errorf("copying blob %s to %s: %w", b.Digest, dstRef, err)
 	}
+	r.countBlob(sb.opened.Load() > 0, mountFrom != "" && sb.opened.Load() == 0)
+	return nil
+}
+
+func (r *run) countBlob(sent, mounted bool) {
 	switch {
-	case sb.opened.Load() > 0:
+	case sent:
 		r.stats.blobsSent.Add(1)
-	case mountFrom != "":
+	case mounted:
 		r.stats.blobsMounted.Add(1)
 	default:
 		r.stats.blobsPresent.Add(1)
 	}
-	return nil
 }
 
 // sourceBlob is a source blob as a layer, opened (a GET, digest-checked as it is read) only if the

@@ -270,7 +270,9 @@ type run struct {
 
 	presentMu sync.Mutex
 	present   map[string]bool // dst "repo@digest" manifests known to be complete
+	newRepos  map[string]bool // dst repositories that did not exist when this run started
 
+	dstData        dataClienter   // the destination's data-plane client; nil: go-containerregistry's writer only
 	srcRefs        *remote.Puller // the source's referrers API, without the fallback tags (copied as tags)
 	noReferrersAPI atomic.Bool    // the source answered that it has no referrers API
 }
@@ -292,8 +294,10 @@ func newRun(ctx context.Context, src, dst registry.Registry, o Options) (*run, e
 	if err != nil {
 		return nil, err
 	}
-	return &run{src: src, dst: dst, o: o, srcPull: srcPull, srcRefs: srcRefs, dstPull: dstPull, dstPush: dstPush,
-		blobSem: make(chan struct{}, o.Jobs), blobs: blobTracker{m: map[string]*blobEntry{}}, present: map[string]bool{}}, nil
+	r := &run{src: src, dst: dst, o: o, srcPull: srcPull, srcRefs: srcRefs, dstPull: dstPull, dstPush: dstPush,
+		blobSem: make(chan struct{}, o.Jobs), present: map[string]bool{}, newRepos: map[string]bool{}}
+	r.dstData, _ = dst.(dataClienter)
+	return r, nil
 }
 
 type counters struct {
@@ -337,11 +341,17 @@ func (r *run) repo(ctx context.Context, p pair) (RepoResult, []Deletion) {
 	if err != nil && !dstMissing {
 		return fail(fmt.Errorf("listing the destination's tags: %w", err))
 	}
+	if dstMissing {
+		r.presentMu.Lock()
+		r.newRepos[p.dst] = true
+		r.presentMu.Unlock()
+	}
 	states, err := r.selectTags(ctx, srcRef, dstRef, srcTags, dstTags)
 	if err != nil {
 		return fail(err)
 	}
-	if dstMissing && !r.o.DryRun && len(states) > 0 {
+	// Plain OCI registries create repositories on first push: asking would only cost requests.
+	if dstMissing && !r.o.DryRun && len(states) > 0 && r.dst.Type() != registry.OCIType {
 		note, err := r.ensureRepository(ctx, p)
 		if err != nil {
 			return fail(fmt.Errorf("creating the destination repository: %w", err))
@@ -653,12 +663,15 @@ func (r *run) ensureManifest(ctx context.Context, p pair, srcRef, dstRef name.Re
 	if r.isPresent(p.dst, d) {
 		return nil
 	}
-	if _, err := remote.Head(dstRef.Digest(d.String()), remote.Reuse(r.dstPull), remote.WithContext(ctx)); err == nil {
-		r.stats.manifestsPresent.Add(1)
-		r.markPresent(p.dst, d)
-		return nil
-	} else if !registry.IsNotFound(err) {
-		return fmt.Errorf("HEAD %s@%s on the destination: %w", dstRef, d, err)
+	// A repository this run created holds only what this run put there: nothing to ask.
+	if !r.isNewRepo(p.dst) {
+		if _, err := remote.Head(dstRef.Digest(d.String()), remote.Reuse(r.dstPull), remote.WithContext(ctx)); err == nil {
+			r.stats.manifestsPresent.Add(1)
+			r.markPresent(p.dst, d)
+			return nil
+		} else if !registry.IsNotFound(err) {
+			return fmt.Errorf("HEAD %s@%s on the destination: %w", dstRef, d, err)
+		}
 	}
 	m, err := r.srcManifest(ctx, srcRef, d)
 	if err != nil {
@@ -701,7 +714,13 @@ func (r *run) ensureContent(ctx context.Context, p pair, srcRef, dstRef name.Rep
 }
 
 func (r *run) putManifest(ctx context.Context, ref name.Reference, m *fetched) error {
-	if err := r.dstPush.Push(ctx, ref, rawManifest{m.raw, m.parsed.MediaType}); err != nil {
+	var err error
+	if r.dstData != nil && m.parsed.Subject == nil {
+		err = r.putManifestDirect(ctx, ref, m)
+	} else {
+		err = r.dstPush.Push(ctx, ref, rawManifest{m.raw, m.parsed.MediaType})
+	}
+	if err != nil {
 		return fmt.Errorf("PUT %s: %w", ref, err)
 	}
 	r.stats.manifestsPut.Add(1)
@@ -712,6 +731,12 @@ func (r *run) isPresent(repo string, d v1.Hash) bool {
 	r.presentMu.Lock()
 	defer r.presentMu.Unlock()
 	return r.present[repo+"@"+d.String()]
+}
+
+func (r *run) isNewRepo(repo string) bool {
+	r.presentMu.Lock()
+	defer r.presentMu.Unlock()
+	return r.newRepos[repo]
 }
 
 func (r *run) markPresent(repo string, d v1.Hash) {

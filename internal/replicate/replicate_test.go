@@ -62,6 +62,11 @@ func tagDigests(t testing.TB, reg registry.Registry, repo string) map[string]str
 	out := map[string]string{}
 	for _, tg := range tags {
 		d, err := remote.Head(ref.Tag(tg), reg.Remote()...)
+		if registry.IsNotFound(err) {
+			// distribution lists a tag whose write a dropped connection cut short, though it
+			// resolves to nothing: it points at no image, complete or not.
+			continue
+		}
 		if err != nil {
 			t.Fatalf("%s:%s: %v", repo, tg, err)
 		}
@@ -385,8 +390,8 @@ func TestReplicateThroughAFlakyProxy(t *testing.T) {
 	seed(t, clean, "web")
 	ctx := context.Background()
 	// Fill the flaky source from the clean one (through the flaky proxy, with retries).
-	if _, err := replicate.Run(ctx, replicate.Endpoint{Registry: clean}, replicate.Endpoint{Registry: src}, replicate.Options{}); err != nil {
-		t.Fatalf("filling the source through the proxy: %v", err)
+	if res, err := replicate.Run(ctx, replicate.Endpoint{Registry: clean}, replicate.Endpoint{Registry: src}, replicate.Options{}); err != nil {
+		t.Fatalf("filling the source through the proxy: %v\n%+v", err, res.Repos)
 	}
 	res, err := replicate.Run(ctx, replicate.Endpoint{Registry: src}, replicate.Endpoint{Registry: dst}, replicate.Options{})
 	if err != nil {
