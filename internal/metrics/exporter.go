@@ -234,3 +234,32 @@ func (e *Exporter) interval() time.Duration {
 	}
 	return e.Interval
 }
+
+// StorageCollector exports only the regctl_storage_* metrics of one registry's storage directory,
+// read at every scrape (statfs is cheap): what the embedded registry serves beside its own metrics.
+type StorageCollector struct {
+	Registry string
+	Path     string
+	Logger   func(err error)
+}
+
+// Describe sends the storage metrics' descriptions.
+func (s StorageCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descFsSize
+	ch <- descFsFree
+	ch <- descFsUsed
+}
+
+// Collect reads the filesystem; an error leaves the metrics out (and is logged).
+func (s StorageCollector) Collect(ch chan<- prometheus.Metric) {
+	fs, err := Statfs(s.Path)
+	if err != nil {
+		if s.Logger != nil {
+			s.Logger(err)
+		}
+		return
+	}
+	for d, v := range map[*prometheus.Desc]uint64{descFsSize: fs.SizeBytes, descFsFree: fs.FreeBytes, descFsUsed: fs.UsedBytes} {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v), s.Registry, s.Path)
+	}
+}
