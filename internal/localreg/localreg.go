@@ -56,6 +56,10 @@ type Options struct {
 // metricsTaken: distribution's metrics are registered once per process.
 var metricsTaken atomic.Bool
 
+// MetricsInUse reports whether a registry of this process has the metrics already (a test run
+// again with -count skips what needs them).
+func MetricsInUse() bool { return metricsTaken.Load() }
+
 // ErrMetricsTaken is the refusal of a second instrumented registry in one process.
 var ErrMetricsTaken = errors.New("the registry's metrics are registered once per process, and another embedded registry has them")
 

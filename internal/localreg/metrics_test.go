@@ -21,6 +21,9 @@ import (
 // use (checked here against the library, not assumed), and extra collectors beside them; a second
 // instrumented registry in the process is refused rather than panicking.
 func TestServeMetricsAddrExportsDistributionMetrics(t *testing.T) {
+	if localreg.MetricsInUse() {
+		t.Skip("the registry's metrics are registered once per process (run again with -count=1)")
+	}
 	metricsURL := make(chan string, 1)
 	extra := prometheus.NewGauge(prometheus.GaugeOpts{Name: "regctl_test_extra", Help: "x"})
 	u, stop := serve(t, localreg.Options{Root: t.TempDir(), MetricsAddr: "127.0.0.1:0",

@@ -48,6 +48,9 @@ func Start(t testing.TB, opts ...Options) *Server {
 	if o.Root == "" {
 		o.Root = t.TempDir()
 	}
+	if o.Metrics && localreg.MetricsInUse() {
+		t.Skip("the registry's metrics are registered once per process (run again with -count=1)")
+	}
 	h, closeApp, err := localreg.Handler(context.Background(), localreg.Options{Root: o.Root, Htpasswd: o.Htpasswd, LogLevel: "error", Metrics: o.Metrics})
 	if err != nil {
 		t.Fatal(err)
