@@ -132,12 +132,12 @@ regctl_registry_up{registry="local"} 1
 // slowSource answers after a delay, ignoring the context (the worst case).
 type slowSource struct {
 	Source
-	delay time.Duration
+	delay atomic.Int64 // nanoseconds
 	fail  atomic.Bool
 }
 
 func (s *slowSource) Repositories(ctx context.Context, prefix string) ([]string, error) {
-	time.Sleep(s.delay)
+	time.Sleep(time.Duration(s.delay.Load()))
 	if s.fail.Load() {
 		return nil, errors.New("GET https://robot:s3cret@reg.example.com/v2/_catalog: 503 Service Unavailable")
 	}
@@ -159,7 +159,7 @@ func TestCollectTimeoutAndFailureKeepLastGoodValues(t *testing.T) {
 	if !good[0].Up || len(good[0].Repositories) != 1 {
 		t.Fatalf("%+v", good[0])
 	}
-	slow.delay = 3 * time.Second
+	slow.delay.Store(int64(3 * time.Second))
 	clock = clock.Add(time.Minute)
 	start := time.Now()
 	st := c.Collect(context.Background())
@@ -172,7 +172,7 @@ func TestCollectTimeoutAndFailureKeepLastGoodValues(t *testing.T) {
 	if !st[1].Up {
 		t.Errorf("the other registry: %+v", st[1])
 	}
-	slow.delay = 0
+	slow.delay.Store(0)
 	slow.fail.Store(true)
 	st = c.Collect(context.Background())
 	if st[0].Up || st[0].ErrorsTotal != 2 || strings.Contains(st[0].Error, "s3cret") || !strings.Contains(st[0].Error, "503") {
@@ -191,7 +191,7 @@ func TestExporterServesWithoutWaitingForRegistries(t *testing.T) {
 	slow := &slowSource{Source: reg}
 	e := &Exporter{Collector: &Collector{Targets: []Target{{Source: slow}}, Timeout: 5 * time.Second}, Interval: time.Hour}
 	e.CollectOnce(context.Background())
-	slow.delay = 2 * time.Second
+	slow.delay.Store(int64(2 * time.Second))
 	go e.CollectOnce(context.Background()) // in flight while scraped
 	h := httptest.NewServer(e.Handler())
 	defer h.Close()
