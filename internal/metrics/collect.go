@@ -7,9 +7,11 @@ import (
 	"log/slog"
 	"math"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sync/errgroup"
@@ -174,6 +176,9 @@ func (c *Collector) collectOne(ctx context.Context, t Target) RegistryStats {
 		res.err = context.Cause(cctx)
 	}
 
+	if ctx.Err() != nil { // the exporter is stopping: nothing to report
+		return RegistryStats{Registry: name, Error: "collection stopped", CollectedAt: c.now()}
+	}
 	st := RegistryStats{Registry: name, CollectedAt: c.now()}
 	st.Duration = st.CollectedAt.Sub(start).Seconds()
 	if t.StoragePath != "" {
@@ -243,8 +248,8 @@ func mergeRepos(old, fresh []RepoStats) []RepoStats {
 	return out
 }
 
-// read lists the registry's repositories and reads each one's images, Jobs at a time. The first
-// error stops the collection; the repositories read by then are returned with it.
+// read lists the registry's repositories and reads each one's images, Jobs at a time. Repositories
+// that fail are named in the error; the others are returned with it.
 func (c *Collector) read(ctx context.Context, src Source, cache map[v1.Hash][]blob) result {
 	repos, err := src.Repositories(ctx, "")
 	if err != nil {
@@ -258,22 +263,35 @@ func (c *Collector) read(ctx context.Context, src Source, cache map[v1.Hash][]bl
 	var mu sync.Mutex
 	res := result{bytesKnown: hasBlobs, blobs: map[v1.Hash][]blob{}, repos: []RepoStats{}}
 	registryBlobs := map[v1.Hash]int64{}
-	g, gctx := errgroup.WithContext(ctx)
+	var errs []error
+	// A repository that cannot be read does not stop the others: they are fresh, it keeps its last
+	// good numbers, and the registry is reported down.
+	var g errgroup.Group
 	g.SetLimit(jobs)
+	seen := map[string]bool{}
 	for _, repo := range repos {
-		if repo == "" || strings.ContainsAny(repo, "\x00\n") { // trust no catalog: not a repository name
+		// Trust no catalog: a name that is no repository name (it would be a label value) or comes twice.
+		if repo == "" || seen[repo] || !utf8.ValidString(repo) || strings.ContainsAny(repo, "\x00\n\r") {
+			c.logger().Warn("skipping a repository name the registry listed", "registry", LabelSafe(src.Name()), "repository", strconv.Quote(repo))
 			continue
 		}
+		seen[repo] = true
 		g.Go(func() error {
-			images, err := src.Images(gctx, repo)
+			images, err := src.Images(ctx, repo)
 			if err != nil {
-				return fmt.Errorf("%s: %w", repo, err)
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("%s: %w", repo, err))
+				mu.Unlock()
+				return nil
 			}
 			rs := Summarize(repo, images)
 			var blobs map[v1.Hash][]blob
 			if hasBlobs {
-				if blobs, err = manifestBlobs(gctx, fetcher, repo, images, cache, &mu); err != nil {
-					return fmt.Errorf("%s: reading manifests for stored bytes: %w", repo, err)
+				if blobs, err = manifestBlobs(ctx, fetcher, repo, images, cache, &mu); err != nil {
+					mu.Lock()
+					errs = append(errs, fmt.Errorf("%s: reading manifests for stored bytes: %w", repo, err))
+					mu.Unlock()
+					return nil
 				}
 				seen := map[v1.Hash]int64{}
 				for _, list := range blobs {
@@ -298,7 +316,9 @@ func (c *Collector) read(ctx context.Context, src Source, cache map[v1.Hash][]bl
 			return nil
 		})
 	}
-	err = g.Wait()
+	_ = g.Wait()
+	sort.Slice(errs, func(i, j int) bool { return errs[i].Error() < errs[j].Error() })
+	err = errors.Join(errs...)
 	sort.Slice(res.repos, func(i, j int) bool { return res.repos[i].Repository < res.repos[j].Repository })
 	for _, s := range registryBlobs {
 		res.bytes = addSat(res.bytes, s)

@@ -217,3 +217,49 @@ func TestRedactAndLabelSafe(t *testing.T) {
 		t.Error("LabelSafe")
 	}
 }
+
+// hostileSource lists names no repository has: invalid UTF-8, a duplicate, one that fails.
+type hostileSource struct{ Source }
+
+func (h hostileSource) Repositories(ctx context.Context, prefix string) ([]string, error) {
+	repos, err := h.Source.Repositories(ctx, prefix)
+	return append(repos, "bad\xff", "game-server", "", "line\nbreak", "gone"), err
+}
+
+func (h hostileSource) Images(ctx context.Context, repo string) ([]registry.Image, error) {
+	if repo == "gone" {
+		return nil, errors.New("GET https://u:pw@x/v2/gone/tags/list: 404 NAME_UNKNOWN")
+	}
+	return h.Source.Images(ctx, repo)
+}
+
+// One repository failing leaves the others fresh (the registry is down, the failure named); names
+// a catalog should not hold are skipped; what is exported stays a valid exposition.
+func TestCollectHostileCatalogAndAFailingRepository(t *testing.T) {
+	srv := localregtest.Start(t)
+	reg := openOCI(t, srv.Host)
+	seed(t, reg, "game-server")
+	seed(t, reg, "tools")
+	var logs bytes.Buffer
+	c := &Collector{Targets: []Target{{Source: hostileSource{reg}}}, Timeout: 30 * time.Second, Logger: newTextLogger(&logs)}
+	st := c.Collect(context.Background())[0]
+	if st.Up || !strings.Contains(st.Error, "gone: ") || strings.Contains(st.Error, "pw@") || len(st.Repositories) != 2 || st.Repositories[1].Images != 6 {
+		t.Fatalf("%+v", st)
+	}
+	if !strings.Contains(logs.String(), "skipping a repository name") {
+		t.Errorf("logs:\n%s", logs.String())
+	}
+	if err := WriteTextfile(filepath.Join(t.TempDir(), "x.prom"), []RegistryStats{st}); err != nil {
+		t.Fatal(err)
+	}
+	// Even stats holding a bad label value (a name that got this far) export without a panic.
+	st.Repositories = append(st.Repositories, RepoStats{Repository: "bad\xff", Images: 1})
+	if _, err := testutil.GatherAndCount(prometheus.NewPedanticRegistry(), RepoImagesName); err != nil {
+		t.Fatal(err)
+	}
+	r := prometheus.NewPedanticRegistry()
+	r.MustRegister(StatsCollector(func() []RegistryStats { return []RegistryStats{st} }))
+	if n, err := testutil.GatherAndCount(r, RepoImagesName); err != nil || n != 2 {
+		t.Errorf("%d series, %v", n, err)
+	}
+}

@@ -68,9 +68,14 @@ func (s StatsCollector) Describe(ch chan<- *prometheus.Desc) {
 
 // Collect sends the stats as constant metrics.
 func (s StatsCollector) Collect(ch chan<- prometheus.Metric) {
-	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	// NewConstMetric refuses label values that are not UTF-8 (from a hostile registry): that
+	// sample is left out instead of panicking in the scrape.
+	send := func(d *prometheus.Desc, typ prometheus.ValueType, v float64, labels ...string) {
+		if m, err := prometheus.NewConstMetric(d, typ, v, labels...); err == nil {
+			ch <- m
+		}
 	}
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) { send(d, prometheus.GaugeValue, v, labels...) }
 	for _, st := range s() {
 		r := st.Registry
 		up := 0.0
@@ -82,7 +87,7 @@ func (s StatsCollector) Collect(ch chan<- prometheus.Metric) {
 			gauge(descLastSuccess, unixSeconds(st.LastSuccess), r)
 		}
 		gauge(descDuration, st.Duration, r)
-		ch <- prometheus.MustNewConstMetric(descErrors, prometheus.CounterValue, st.ErrorsTotal, r)
+		send(descErrors, prometheus.CounterValue, st.ErrorsTotal, r)
 		if st.Up || !st.LastSuccess.IsZero() {
 			gauge(descRepos, float64(len(st.Repositories)), r)
 			if st.BytesKnown {
@@ -260,6 +265,8 @@ func (s StorageCollector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	for d, v := range map[*prometheus.Desc]uint64{descFsSize: fs.SizeBytes, descFsFree: fs.FreeBytes, descFsUsed: fs.UsedBytes} {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v), s.Registry, s.Path)
+		if m, err := prometheus.NewConstMetric(d, prometheus.GaugeValue, float64(v), s.Registry, s.Path); err == nil {
+			ch <- m
+		}
 	}
 }
