@@ -215,8 +215,9 @@ REGCTL_* environment variables override the file, flags override both.`,
 	pf.StringVarP(&f.flags.registry, "registry", "r", "", "registry for bare repository names (overrides default_registry)")
 
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError(err) })
-	root.AddCommand(newVersionCmd(f), newConfigCmd(f), newRepoCmd(f), newLifecycleCmd(f), newScanCmd(f), newSignCmd(f), newVerifyCmd(f), newBuildPushCmd(f), newBackupCmd(f), newRestoreCmd(f), newReplicationCmd(f), newAuthCmd(f), newCredentialHelperCmd(f), newRegistryCmd(f), newHarborCmd(f), newMetricsCmd(f))
+	root.AddCommand(newVersionCmd(f), newConfigCmd(f), newRepoCmd(f), newLifecycleCmd(f), newScanCmd(f), newSignCmd(f), newVerifyCmd(f), newBuildPushCmd(f), newBackupCmd(f), newRestoreCmd(f), newReplicationCmd(f), newAuthCmd(f), newCredentialHelperCmd(f), newRegistryCmd(f), newHarborCmd(f))
 	root.AddCommand(helpTopics()...)
+	root.AddCommand(newMetricsCmd(f))
 	return root
 }
 
