@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/regctl-dev/regctl/internal/backup"
 	"github.com/regctl-dev/regctl/internal/exitcode"
+	"github.com/regctl-dev/regctl/internal/metrics"
 	"github.com/regctl-dev/regctl/internal/ui"
 )
 
@@ -93,14 +93,7 @@ S3-compatible servers). Exit 0 when every repository was backed up, 1 on partial
 			if f.IO.ErrTTY {
 				fmt.Fprintln(f.IO.ErrOut)
 			}
-			if metricsFile != "" {
-				metricsFile = f.inWorkDir(metricsFile)
-				prev, _ := os.ReadFile(metricsFile)
-				m := backup.Metrics{Success: runErr == nil, Finished: f.Now(), Duration: f.Now().Sub(start), Snapshot: snap, Previous: string(prev)}
-				if err := writeFileAtomic(metricsFile, []byte(m.Text())); err != nil {
-					f.Logger().Error("writing the metrics file", "file", metricsFile, "error", err)
-				}
-			}
+			writeJobMetrics(f, metricsFile, "backup", reg.Name(), start, runErr, backupMetricValues(snap))
 			if snap == nil || snap.ID == "" || len(snap.Repos) == 0 {
 				return runErr
 			}
@@ -121,7 +114,7 @@ S3-compatible servers). Exit 0 when every repository was backed up, 1 on partial
 	fl.StringArrayVar(&repos, "repos", nil, "repository glob to back up, * matches anything (repeatable; default all)")
 	fl.StringVar(&storageClass, "storage-class", "", "S3 storage class for blobs, e.g. GLACIER_IR (default backup.storage_class)")
 	fl.IntVar(&jobs, "jobs", 0, "blobs transferred in parallel (default backup.jobs, else 4)")
-	fl.StringVar(&metricsFile, "metrics-file", "", "write Prometheus text metrics here (node_exporter textfile collector)")
+	fl.StringVar(&metricsFile, "metrics-file", "", `write the run's Prometheus metrics here, also on failure (regctl_job_* {job="backup"}; node_exporter textfile collector)`)
 	fl.BoolVar(&verifyExisting, "verify-existing", false, "re-hash blobs the destination already has (slower; repairs damaged ones)")
 	cmd.AddCommand(newBackupListCmd(f), newBackupVerifyCmd(f), newBackupPruneCmd(f))
 	return cmd
@@ -334,4 +327,18 @@ back; --no-settings skips both. What the target cannot hold is named on stderr a
 	fl.IntVar(&jobs, "jobs", 0, "blobs pushed in parallel (default 4)")
 	fl.BoolVar(&noSettings, "no-settings", false, "restore images only: no recorded repository settings or policies")
 	return cmd
+}
+
+// backupMetricValues are the backup job's own gauges in its --metrics-file.
+func backupMetricValues(snap *backup.Snapshot) []metrics.Value {
+	if snap == nil {
+		return nil
+	}
+	return []metrics.Value{
+		{Name: "regctl_backup_images", Help: "Tagged images in the last snapshot.", Value: float64(snap.Images())},
+		{Name: "regctl_backup_blobs", Help: "Blobs the last snapshot references.", Value: float64(snap.Stats.Blobs)},
+		{Name: "regctl_backup_bytes", Help: "Bytes the last snapshot references.", Value: float64(snap.Stats.Bytes)},
+		{Name: "regctl_backup_transferred_bytes", Help: "Bytes the last run transferred (new blobs).", Value: float64(snap.Stats.NewBytes)},
+		{Name: "regctl_backup_incomplete_repositories", Help: "Repositories the last run could not back up.", Value: float64(len(snap.Incomplete))},
+	}
 }

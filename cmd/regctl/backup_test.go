@@ -26,7 +26,8 @@ func TestBackupCommands(t *testing.T) {
 		t.Fatalf("backup: %v\n%s", err, out)
 	}
 	prom, _ := os.ReadFile(metrics)
-	for _, want := range []string{"regctl_backup_success 1", "regctl_backup_last_success_timestamp_seconds ", "regctl_backup_images 7"} {
+	for _, want := range []string{`regctl_job_success{job="backup",target="` + src + `"} 1`, `regctl_job_last_success_timestamp_seconds{job="backup",target="` + src + `"} `,
+		`regctl_backup_images{job="backup",target="` + src + `"} 7`} {
 		if !strings.Contains(string(prom), want) {
 			t.Errorf("metrics lack %q:\n%s", want, prom)
 		}
@@ -58,9 +59,10 @@ func TestBackupCommands(t *testing.T) {
 		t.Errorf("damaged verify: exit %d %s", code, errOut)
 	}
 	// A failed run keeps the last success time in the metrics and says 0.
-	_, _, code = c.run("backup", "127.0.0.1:1", "--to", dest, "--metrics-file", metrics)
+	// (Per job and target: a run of the same target that fails, as no repository matches.)
+	_, _, code = c.run("backup", src, "--to", dest, "--repos", "no-such-*", "--metrics-file", metrics)
 	prom, _ = os.ReadFile(metrics)
-	if code == 0 || !strings.Contains(string(prom), "regctl_backup_success 0") || !strings.Contains(string(prom), "regctl_backup_last_success_timestamp_seconds ") {
+	if code == 0 || !strings.Contains(string(prom), `regctl_job_success{job="backup",target="`+src+`"} 0`) || !strings.Contains(string(prom), "regctl_job_last_success_timestamp_seconds{") {
 		t.Errorf("failed run: exit %d\n%s", code, prom)
 	}
 	for _, argv := range [][]string{

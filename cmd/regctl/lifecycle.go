@@ -14,6 +14,7 @@ import (
 	"github.com/regctl-dev/regctl/internal/exitcode"
 	"github.com/regctl-dev/regctl/internal/harbor"
 	"github.com/regctl-dev/regctl/internal/lifecycle"
+	"github.com/regctl-dev/regctl/internal/metrics"
 	"github.com/regctl-dev/regctl/internal/registry"
 	"github.com/regctl-dev/regctl/internal/ui"
 )
@@ -264,7 +265,7 @@ func newLifecyclePreviewCmd(f *Factory) *cobra.Command {
 func newLifecycleApplyCmd(f *Factory) *cobra.Command {
 	var pf planFlags
 	var dryRun, yes, native bool
-	var schedule string
+	var schedule, metricsFile string
 	var maxDelete, jobs int
 	cmd := &cobra.Command{
 		Use:   "apply -f POLICY REPO... | REGISTRY --prefix P",
@@ -289,7 +290,12 @@ translation is printed.`,
   regctl lifecycle apply -f keep-releases.json harbor/game-server --native --dry-run
   regctl lifecycle apply -f keep-releases.json harbor/game-server --native --yes --schedule "0 3 * * *"`,
 		Args: args(cobra.MinimumNArgs(1)),
-		RunE: func(cmd *cobra.Command, a []string) error {
+		RunE: func(cmd *cobra.Command, a []string) (err error) {
+			start := f.Now()
+			var out *lifecycle.Outcome
+			defer func() {
+				writeJobMetrics(f, metricsFile, "lifecycle", strings.Join(a, " "), start, err, lifecycleMetricValues(out))
+			}()
 			if maxDelete < 0 {
 				return usageError(errors.New("--max-delete must be 0 (no limit) or more"))
 			}
@@ -334,7 +340,8 @@ translation is printed.`,
 					return a == "y" || a == "yes", nil
 				}
 			}
-			out, runErr := lifecycle.Reconcile(cmd.Context(), targets, o)
+			var runErr error
+			out, runErr = lifecycle.Reconcile(cmd.Context(), targets, o)
 			if f.Format() != ui.FormatTable {
 				if err := f.Render(out, nil); err != nil {
 					return err
@@ -356,6 +363,7 @@ translation is printed.`,
 	cmd.Flags().IntVar(&maxDelete, "max-delete", 0, "delete nothing if the plan expires more images than this (0: no limit)")
 	cmd.Flags().IntVar(&jobs, "jobs", 4, "images deleted in parallel")
 	cmd.Flags().StringVar(&schedule, "schedule", "", `with --native: the retention policy's schedule, e.g. "0 3 * * *" (default: runs only when applied)`)
+	cmd.Flags().StringVar(&metricsFile, "metrics-file", "", `write the run's Prometheus metrics here, also on failure (regctl_job_* {job="lifecycle"}; node_exporter textfile collector)`)
 	cmd.Flags().BoolVar(&native, "native", false, "Harbor: store the policy as the project's tag retention policy and let Harbor apply it, checked against regctl's plan")
 	return cmd
 }
@@ -386,5 +394,29 @@ func newLifecycleGetCmd(f *Factory) *cobra.Command {
 			fmt.Fprintln(f.IO.Out, text)
 			return nil
 		},
+	}
+}
+
+// lifecycleMetricValues are lifecycle apply's own gauges in its --metrics-file.
+func lifecycleMetricValues(out *lifecycle.Outcome) []metrics.Value {
+	if out == nil {
+		return nil
+	}
+	var expired, deleted, failed, dry float64
+	for _, p := range out.Plans {
+		expired += float64(p.Summary.Expire)
+	}
+	for _, r := range out.Results {
+		deleted += float64(len(r.Deleted))
+		failed += float64(len(r.Failed))
+	}
+	if out.DryRun {
+		dry = 1
+	}
+	return []metrics.Value{
+		{Name: "regctl_lifecycle_expired_images", Help: "Images the last run's plans expired.", Value: expired},
+		{Name: "regctl_lifecycle_deleted_manifests", Help: "Manifests the last run deleted (images with their platforms and signatures).", Value: deleted},
+		{Name: "regctl_lifecycle_failed_deletes", Help: "Manifests the last run failed to delete.", Value: failed},
+		{Name: "regctl_lifecycle_dry_run", Help: "1 if the last run was a dry run (nothing deleted).", Value: dry},
 	}
 }

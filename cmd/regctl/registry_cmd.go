@@ -4,9 +4,11 @@ import (
 	"errors"
 	"strconv"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
 	"github.com/regctl-dev/regctl/internal/localreg"
+	"github.com/regctl-dev/regctl/internal/metrics"
 	"github.com/regctl-dev/regctl/internal/registry"
 	"github.com/regctl-dev/regctl/internal/sample"
 	"github.com/regctl-dev/regctl/internal/ui"
@@ -29,13 +31,25 @@ func newRegistryServeCmd(f *Factory) *cobra.Command {
 		Long: `Run the CNCF distribution registry in-process: filesystem storage under --root, deletes enabled
 (lifecycle and restore need them), optional basic auth (--htpasswd, bcrypt entries as made by
 'htpasswd -Bbn user pass') and TLS. It listens on 127.0.0.1:5000 by default and stops cleanly on
-SIGINT or SIGTERM, finishing requests in flight.`,
+SIGINT or SIGTERM, finishing requests in flight.
+
+--metrics-addr serves the registry's own Prometheus metrics on a second listener: request counts,
+latency and sizes by route (registry_http_requests_total{handler,method,code},
+registry_http_request_duration_seconds), storage driver latency (registry_storage_action_seconds)
+and the size and free space of the filesystem under --root (regctl_storage_*). See docs/monitoring.md.`,
 		Example: `  regctl registry serve --root /var/lib/regctl/registry
+  regctl registry serve --root /var/lib/regctl/registry --metrics-addr 127.0.0.1:5001
   regctl registry serve --addr 127.0.0.1:5443 --root ./reg --htpasswd ./htpasswd --tls-cert cert.pem --tls-key key.pem`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.Root == "" {
 				return usageError(errors.New("--root is required (the directory the registry stores images in)"))
+			}
+			if o.MetricsAddr != "" {
+				root := o.Root // as the registry itself opens it
+				o.MetricsCollectors = []prometheus.Collector{metrics.StorageCollector{Registry: o.Addr, Path: root,
+					Logger: func(err error) { f.Logger().Warn("reading the storage filesystem", "path", root, "error", err) }}}
+				o.MetricsReady = func(url string) { f.Notef("metrics on %s", url) }
 			}
 			o.Log = f.IO.ErrOut
 			o.LogLevel = map[int]string{0: "warn", 1: "info"}[min(f.flags.verbose, 1)]
@@ -53,6 +67,7 @@ SIGINT or SIGTERM, finishing requests in flight.`,
 	fl.StringVar(&o.Htpasswd, "htpasswd", "", "htpasswd file (bcrypt) enabling basic auth")
 	fl.StringVar(&o.TLSCert, "tls-cert", "", "TLS certificate (PEM)")
 	fl.StringVar(&o.TLSKey, "tls-key", "", "TLS private key (PEM)")
+	fl.StringVar(&o.MetricsAddr, "metrics-addr", "", "serve distribution's Prometheus metrics (registry_http_*, registry_storage_*) and the storage filesystem's size on /metrics here, e.g. 127.0.0.1:5001")
 	return cmd
 }
 

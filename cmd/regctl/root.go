@@ -226,6 +226,7 @@ REGCTL_* environment variables override the file, flags override both.`,
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError(err) })
 	root.AddCommand(newVersionCmd(f), newConfigCmd(f), newRepoCmd(f), newLifecycleCmd(f), newScanCmd(f), newSignCmd(f), newVerifyCmd(f), newBuildPushCmd(f), newBackupCmd(f), newRestoreCmd(f), newReplicationCmd(f), newReplicateCmd(f), newAuthCmd(f), newCredentialHelperCmd(f), newRegistryCmd(f), newHarborCmd(f))
 	root.AddCommand(helpTopics()...)
+	root.AddCommand(newMetricsCmd(f))
 	return root
 }
 

@@ -15,10 +15,13 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/distribution/distribution/v3/configuration"
 	"github.com/distribution/distribution/v3/registry/handlers"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/sirupsen/logrus"
 
 	"github.com/regctl-dev/regctl/internal/exitcode"
@@ -38,7 +41,27 @@ type Options struct {
 	// Log receives the registry's own log lines (it logs through logrus); nil discards them.
 	Log      io.Writer
 	LogLevel string // logrus level: error, warn, info, debug
+
+	// Metrics instruments the registry with distribution's own Prometheus metrics (registry_http_*,
+	// registry_storage_*). The library registers them in the process-wide default Prometheus
+	// registry, so one registry per process can have them (a second is refused).
+	Metrics bool
+	// MetricsAddr (Serve) serves those metrics, and MetricsCollectors beside them, on /metrics at
+	// this address; it implies Metrics. MetricsReady, if set, gets the metrics URL.
+	MetricsAddr       string
+	MetricsCollectors []prometheus.Collector
+	MetricsReady      func(url string)
 }
+
+// metricsTaken: distribution's metrics are registered once per process.
+var metricsTaken atomic.Bool
+
+// MetricsInUse reports whether a registry of this process has the metrics already (a test run
+// again with -count skips what needs them).
+func MetricsInUse() bool { return metricsTaken.Load() }
+
+// ErrMetricsTaken is the refusal of a second instrumented registry in one process.
+var ErrMetricsTaken = errors.New("the registry's metrics are registered once per process, and another embedded registry has them")
 
 // logMu guards the process-wide logrus logger the distribution library writes to.
 var logMu sync.Mutex
@@ -66,6 +89,12 @@ func configure(o Options) (*configuration.Configuration, error) {
 	cfg.Log.AccessLog.Disabled = true
 	// configuration.Parse would default this; built by hand it is 0, which refuses every catalog call.
 	cfg.Catalog.MaxEntries = 1000
+	if o.Metrics || o.MetricsAddr != "" {
+		if !metricsTaken.CompareAndSwap(false, true) {
+			return nil, ErrMetricsTaken
+		}
+		cfg.HTTP.Debug.Prometheus.Enabled = true
+	}
 	if o.Htpasswd != "" {
 		if _, err := os.Stat(o.Htpasswd); err != nil {
 			return nil, exitcode.With(exitcode.NotFound, fmt.Errorf("--htpasswd: %w", err))
@@ -136,6 +165,13 @@ func Serve(ctx context.Context, o Options, ready func(url string)) error {
 		return err
 	}
 	defer closeApp()
+	if o.MetricsAddr != "" {
+		stop, err := serveMetrics(o)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	ln, err := net.Listen("tcp", o.Addr)
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", o.Addr, err)
@@ -170,6 +206,42 @@ func Serve(ctx context.Context, o Options, ready func(url string)) error {
 		return err
 	}
 	return nil
+}
+
+// MetricsHandler serves /metrics: the process's default Prometheus registry (where distribution
+// registers its metrics, with Go and process metrics) and the extra collectors.
+func MetricsHandler(extra ...prometheus.Collector) (http.Handler, error) {
+	reg := prometheus.NewRegistry()
+	for _, c := range extra {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(prometheus.Gatherers{prometheus.DefaultGatherer, reg}, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
+	return mux, nil
+}
+
+// serveMetrics listens on o.MetricsAddr and serves MetricsHandler until ctx ends.
+func serveMetrics(o Options) (stop func(), err error) {
+	h, err := MetricsHandler(o.MetricsCollectors...)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", o.MetricsAddr)
+	if err != nil {
+		return nil, fmt.Errorf("--metrics-addr: listening on %s: %w", o.MetricsAddr, err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	if o.MetricsReady != nil {
+		o.MetricsReady("http://" + ln.Addr().String() + "/metrics")
+	}
+	return func() {
+		c, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(c)
+	}, nil
 }
 
 // HostOf strips the scheme from a URL Serve reported.

@@ -17,7 +17,9 @@ type Server struct {
 	URL  string
 	Host string // 127.0.0.1:PORT
 	Root string // storage directory ("" for in-memory)
-	srv  *httptest.Server
+	// MetricsURL is the registry's /metrics (Options.Metrics).
+	MetricsURL string
+	srv        *httptest.Server
 
 	mu       sync.Mutex
 	requests []string // "METHOD /path"
@@ -31,6 +33,9 @@ type Options struct {
 	Wrap func(http.Handler) http.Handler
 	// TLS serves HTTPS with a self-signed certificate nothing trusts (for --insecure tests).
 	TLS bool
+	// Metrics instruments the registry with distribution's metrics, served at MetricsURL (once per
+	// test binary: the library registers them process-wide).
+	Metrics bool
 }
 
 // Start runs a distribution registry with filesystem storage in a temp dir; it stops with the test.
@@ -43,7 +48,10 @@ func Start(t testing.TB, opts ...Options) *Server {
 	if o.Root == "" {
 		o.Root = t.TempDir()
 	}
-	h, closeApp, err := localreg.Handler(context.Background(), localreg.Options{Root: o.Root, Htpasswd: o.Htpasswd, LogLevel: "error"})
+	if o.Metrics && localreg.MetricsInUse() {
+		t.Skip("the registry's metrics are registered once per process (run again with -count=1)")
+	}
+	h, closeApp, err := localreg.Handler(context.Background(), localreg.Options{Root: o.Root, Htpasswd: o.Htpasswd, LogLevel: "error", Metrics: o.Metrics})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,6 +71,15 @@ func Start(t testing.TB, opts ...Options) *Server {
 		s.srv = httptest.NewServer(handler) // listens on 127.0.0.1
 	}
 	s.URL = s.srv.URL
+	if o.Metrics {
+		mh, err := localreg.MetricsHandler()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ms := httptest.NewServer(mh)
+		t.Cleanup(ms.Close)
+		s.MetricsURL = ms.URL + "/metrics"
+	}
 	s.Host = strings.TrimPrefix(strings.TrimPrefix(s.srv.URL, "http://"), "https://")
 	t.Cleanup(func() {
 		s.srv.Close()
