@@ -11,10 +11,10 @@ DATE    ?= $(shell git log -1 --format=%cI 2>/dev/null || date -u +%Y-%m-%dT%H:%
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.date=$(DATE)
 FUZZTIME ?= 20s
 
-# The packages that run work concurrently (backup's parallel transfers and lock, the registry
+# The packages that run work concurrently (backup's parallel transfers and lock, replicate's copies, the registry
 # listing, lifecycle apply, the admission webhook, the metrics collector, the in-process CLI): run a second time under the race detector, which
 # needs cgo (gcc), unlike the static build.
-RACE_PKGS ?= ./internal/backup/... ./internal/registry/... ./internal/lifecycle/... ./internal/admission/... ./internal/metrics/... ./cmd/regctl/...
+RACE_PKGS ?= ./internal/backup/... ./internal/replicate/... ./internal/registry/... ./internal/lifecycle/... ./internal/admission/... ./internal/metrics/... ./cmd/regctl/...
 # staticcheck (honnef.co/go/tools v0.8.2): .ci/run installs it; elsewhere it is taken from PATH.
 STATICCHECK ?= $(shell command -v staticcheck 2>/dev/null || echo $(HOME)/.cache/regctl-tools/bin/staticcheck)
 

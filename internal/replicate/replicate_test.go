@@ -346,6 +346,9 @@ func TestReplicateDeleteTouchesOnlyWhatTheFiltersSelect(t *testing.T) {
 		t.Fatal(err)
 	}
 	after = tagDigests(t, dst, "app")
+	if res.Repos[0].Deleted != 2 {
+		t.Errorf("the mirror run deletes staging and dr-only: %+v", res.Repos[0])
+	}
 	if _, ok := after["dr-only"]; ok || after["dev-3f2a9c1"] == "" || after["staging"] != "" {
 		t.Errorf("a mirror run deletes dr-only and staging, and leaves dev-3f2a9c1: %v", after)
 	}
