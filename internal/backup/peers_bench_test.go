@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/regctl-dev/regctl/internal/benchproc"
 	"github.com/regctl-dev/regctl/internal/localreg/localregtest"
@@ -35,28 +34,6 @@ func benchRegistry(b *testing.B) (*localregtest.Server, []string) {
 		b.Fatal(err)
 	}
 	return srv, repos
-}
-
-type peerRun struct {
-	wall     time.Duration
-	maxRSSMB float64
-	written  int64
-}
-
-// runPeer runs the commands one after another and returns their total wall time and the largest
-// peak RSS.
-func runPeer(b *testing.B, dir string, env []string, cmds [][]string) (peerRun, error) {
-	b.Helper()
-	var r peerRun
-	for _, argv := range cmds {
-		res, err := benchproc.Run(dir, env, argv...)
-		if err != nil {
-			return r, err
-		}
-		r.wall += res.Wall
-		r.maxRSSMB = max(r.maxRSSMB, res.MaxRSSMB)
-	}
-	return r, nil
 }
 
 func duBytes(dir string) int64 {
@@ -135,17 +112,18 @@ func BenchmarkBackupVsPeers(b *testing.B) {
 		}
 		for _, phase := range []string{"first", "unchanged-rerun"} {
 			b.Run(name+"/"+phase, func(b *testing.B) {
-				var last peerRun
+				var last benchproc.Result
+				var written int64
 				for i := 0; i < b.N; i++ {
 					b.StopTimer()
 					dest := filepath.Join(b.TempDir(), "dest")
 					if phase == "unchanged-rerun" {
-						if _, err := runPeer(b, home, env, argv(dest)); err != nil { // fill it first, untimed
+						if _, err := benchproc.RunAll(home, env, argv(dest)); err != nil { // fill it first, untimed
 							b.Fatal(err)
 						}
 					}
 					b.StartTimer()
-					run, err := runPeer(b, home, env, argv(dest))
+					run, err := benchproc.RunAll(home, env, argv(dest))
 					b.StopTimer()
 					if err != nil && strings.Contains(err.Error(), "Refusing to overwrite") {
 						b.Skip("skopeo sync cannot run again into a dir destination: it refuses to overwrite")
@@ -153,12 +131,11 @@ func BenchmarkBackupVsPeers(b *testing.B) {
 					if err != nil {
 						b.Fatal(err)
 					}
-					last = run
-					last.written = duBytes(dest)
+					last, written = run, duBytes(dest)
 					b.StartTimer()
 				}
-				b.ReportMetric(last.maxRSSMB, "maxRSS-MB")
-				b.ReportMetric(float64(last.written)/(1<<20), "dest-MB")
+				b.ReportMetric(last.MaxRSSMB, "maxRSS-MB")
+				b.ReportMetric(float64(written)/(1<<20), "dest-MB")
 			})
 		}
 	}

@@ -45,6 +45,21 @@ func Run(dir string, env []string, argv ...string) (Result, error) {
 	return r, nil
 }
 
+// RunAll runs the commands one after another (a tool that takes one repository per process):
+// their total wall time and the largest peak RSS.
+func RunAll(dir string, env []string, cmds [][]string) (Result, error) {
+	var total Result
+	for _, argv := range cmds {
+		r, err := Run(dir, env, argv...)
+		if err != nil {
+			return total, err
+		}
+		total.Wall += r.Wall
+		total.MaxRSSMB = max(total.MaxRSSMB, r.MaxRSSMB)
+	}
+	return total, nil
+}
+
 // Tool is the path of a peer tool: the environment variable env names it, else name on PATH, else "".
 func Tool(env, name string) string {
 	if p := os.Getenv(env); p != "" {

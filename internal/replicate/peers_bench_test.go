@@ -124,13 +124,13 @@ func BenchmarkReplicateVsPeers(b *testing.B) {
 					b.StopTimer()
 					dst := startCountingDest(b)
 					if phase == "unchanged-rerun" {
-						if _, err := runAll(home, env, argv(dst.srv.Host)); err != nil { // fill it first, untimed
+						if _, err := benchproc.RunAll(home, env, argv(dst.srv.Host)); err != nil { // fill it first, untimed
 							b.Fatal(err)
 						}
 					}
 					dst.received.Store(0)
 					b.StartTimer()
-					r, err := runAll(home, env, argv(dst.srv.Host))
+					r, err := benchproc.RunAll(home, env, argv(dst.srv.Host))
 					b.StopTimer()
 					if err != nil {
 						b.Fatal(err)
@@ -146,20 +146,6 @@ func BenchmarkReplicateVsPeers(b *testing.B) {
 			})
 		}
 	}
-}
-
-// runAll runs the commands one after another: their total wall time and largest peak RSS.
-func runAll(dir string, env []string, cmds [][]string) (benchproc.Result, error) {
-	var total benchproc.Result
-	for _, argv := range cmds {
-		r, err := benchproc.Run(dir, env, argv...)
-		if err != nil {
-			return total, err
-		}
-		total.Wall += r.Wall
-		total.MaxRSSMB = max(total.MaxRSSMB, r.MaxRSSMB)
-	}
-	return total, nil
 }
 
 // countTags counts every tag of every repository (wherever a tool put them).
