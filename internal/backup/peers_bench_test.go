@@ -15,21 +15,12 @@ import (
 	"github.com/regctl-dev/regctl/internal/sample"
 )
 
-// The shape of the measurement: 30 repositories x 4 tags, every image a shared 20 MiB base
-// layer plus 1 MiB of its own (142 MiB of distinct content).
-const (
-	benchRepos   = 30
-	benchTags    = 4
-	benchBaseMiB = 20
-	benchOwnMiB  = 1
-)
-
-// benchRegistry holds benchRepos x benchTags images from one base (sample.SharedBase).
+// benchRegistry holds sample.BenchRepos x sample.BenchTags images from one base (sample.SharedBase).
 func benchRegistry(b *testing.B) (*localregtest.Server, []string) {
 	b.Helper()
 	srv := localregtest.Start(b)
 	reg, _ := registry.NewResolver(nil, registry.Options{}).Registry(srv.Host)
-	repos, err := sample.SharedBase(context.Background(), srv.Host, true, benchRepos, benchTags, benchBaseMiB, benchOwnMiB, reg.Remote()...)
+	repos, err := sample.SharedBase(context.Background(), srv.Host, true, sample.BenchRepos, sample.BenchTags, sample.BenchBaseMiB, sample.BenchOwnMiB, reg.Remote()...)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -75,7 +66,7 @@ func BenchmarkBackupVsPeers(b *testing.B) {
 		fmt.Fprintf(&y, "%s:\n  tls-verify: false\n  images:\n", srv.Host)
 		for _, r := range repos {
 			var tags []string
-			for tg := 0; tg < benchTags; tg++ {
+			for tg := 0; tg < sample.BenchTags; tg++ {
 				tags = append(tags, fmt.Sprintf("v%d", tg))
 			}
 			fmt.Fprintf(&y, "    %s: [%s]\n", r, strings.Join(tags, ", "))
@@ -98,7 +89,7 @@ func BenchmarkBackupVsPeers(b *testing.B) {
 		tools["crane-pull"] = func(dest string) [][]string {
 			argv := []string{crane, "pull", "--insecure", "--format", "oci"}
 			for _, r := range repos {
-				for tg := 0; tg < benchTags; tg++ {
+				for tg := 0; tg < sample.BenchTags; tg++ {
 					argv = append(argv, fmt.Sprintf("%s/%s:v%d", srv.Host, r, tg))
 				}
 			}

@@ -9,9 +9,6 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/partial"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
 // blobTracker remembers, for each blob digest, the first destination repository this run put it
@@ -41,7 +38,7 @@ func (e *blobEntry) wait(ctx context.Context) error {
 
 // copyBlob puts one blob into the destination repository: mounted from another destination
 // repository this run already put it in, else uploaded from the source, streamed (never held in
-// memory). go-containerregistry HEADs the destination first, so a blob already there costs one HEAD.
+// memory). A blob already in a repository this run did not create costs one HEAD.
 // Each blob goes into each repository once, however many of its manifests need it.
 func (r *run) copyBlob(ctx context.Context, srcRef, dstRef name.Repository, b v1.Descriptor) error {
 	key := b.Digest.String()
@@ -87,79 +84,28 @@ func (r *run) transferBlob(ctx context.Context, srcRef, dstRef name.Repository, 
 		return context.Cause(ctx)
 	}
 	defer func() { <-r.blobSem }()
-	if r.dstData != nil {
-		checkExisting := !r.isNewRepo(dstRef.RepositoryStr())
-		return withRetries(ctx, func() error {
-			sent, mounted, err := r.uploadBlob(ctx, srcRef, dstRef, b, mountFrom, checkExisting)
-			if err != nil {
-				if mountFrom != "" && !sent { // a mount refused in a way the protocol did not expect: upload instead
-					mountFrom = ""
-				}
-				return fmt.Errorf("copying blob %s to %s: %w", b.Digest, dstRef, err)
+	checkExisting := !r.isNewRepo(dstRef.RepositoryStr())
+	return withRetries(ctx, func() error {
+		sent, mounted, err := r.uploadBlob(ctx, srcRef, dstRef, b, mountFrom, checkExisting)
+		if err != nil {
+			if mountFrom != "" && !sent { // a mount refused in a way the protocol did not expect: upload instead
+				mountFrom = ""
 			}
-			r.countBlob(sent, mounted)
-			return nil
-		})
-	}
-	sb := &sourceBlob{ctx: ctx, ref: srcRef.Digest(b.Digest.String()), desc: b, puller: r.srcPull, sent: &r.stats.bytesSent}
-	layer, err := partial.CompressedToLayer(sb)
-	if err != nil {
-		return err
-	}
-	if mountFrom != "" {
-		layer = &remote.MountableLayer{Layer: layer, Reference: dstRef.Registry.Repo(mountFrom).Digest(b.Digest.String())}
-	}
-	if err := r.dstPush.Upload(ctx, dstRef, layer); err != nil {
-		return fmt.Errorf("copying blob %s to %s: %w", b.Digest, dstRef, err)
-	}
-	r.countBlob(sb.opened.Load() > 0, mountFrom != "" && sb.opened.Load() == 0)
-	return nil
+			return fmt.Errorf("copying blob %s to %s: %w", b.Digest, dstRef, err)
+		}
+		switch {
+		case sent:
+			r.stats.blobsSent.Add(1)
+		case mounted:
+			r.stats.blobsMounted.Add(1)
+		default:
+			r.stats.blobsPresent.Add(1)
+		}
+		return nil
+	})
 }
 
-func (r *run) countBlob(sent, mounted bool) {
-	switch {
-	case sent:
-		r.stats.blobsSent.Add(1)
-	case mounted:
-		r.stats.blobsMounted.Add(1)
-	default:
-		r.stats.blobsPresent.Add(1)
-	}
-}
-
-// sourceBlob is a source blob as a layer, opened (a GET, digest-checked as it is read) only if the
-// destination needs the bytes.
-type sourceBlob struct {
-	ctx    context.Context
-	ref    name.Digest
-	desc   v1.Descriptor
-	puller *remote.Puller
-	sent   *atomic.Int64
-	opened atomic.Int32
-}
-
-func (b *sourceBlob) Digest() (v1.Hash, error) { return b.desc.Digest, nil }
-func (b *sourceBlob) Size() (int64, error)     { return b.desc.Size, nil }
-func (b *sourceBlob) MediaType() (types.MediaType, error) {
-	if b.desc.MediaType == "" {
-		return types.OCILayer, nil
-	}
-	return b.desc.MediaType, nil
-}
-
-func (b *sourceBlob) Compressed() (io.ReadCloser, error) {
-	b.opened.Add(1)
-	l, err := remote.Layer(b.ref, remote.Reuse(b.puller), remote.WithContext(b.ctx))
-	if err != nil {
-		return nil, err
-	}
-	rc, err := l.Compressed()
-	if err != nil {
-		return nil, fmt.Errorf("GET blob %s: %w", b.ref, err)
-	}
-	return &countingReader{rc: rc, n: b.sent}, nil
-}
-
+// countingReader counts the bytes read through it: what went over the wire to the destination.
 type countingReader struct {
 	rc io.ReadCloser
 	n  *atomic.Int64

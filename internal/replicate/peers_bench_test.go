@@ -17,14 +17,6 @@ import (
 	"github.com/regctl-dev/regctl/internal/sample"
 )
 
-// The shape: 30 repositories x 4 tags, every image a shared 20 MiB base plus 1 MiB of its own.
-const (
-	benchRepos   = 30
-	benchTags    = 4
-	benchBaseMiB = 20
-	benchOwnMiB  = 1
-)
-
 // countingDest is a destination registry that counts the request bytes it receives: what a
 // tool sent over the wire.
 type countingDest struct {
@@ -66,7 +58,7 @@ func BenchmarkReplicateVsPeers(b *testing.B) {
 	}
 	src := localregtest.Start(b)
 	srcReg, _ := registry.NewResolver(nil, registry.Options{}).Registry(src.Host)
-	repos, err := sample.SharedBase(context.Background(), src.Host, true, benchRepos, benchTags, benchBaseMiB, benchOwnMiB, srcReg.Remote()...)
+	repos, err := sample.SharedBase(context.Background(), src.Host, true, sample.BenchRepos, sample.BenchTags, sample.BenchBaseMiB, sample.BenchOwnMiB, srcReg.Remote()...)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -136,8 +128,8 @@ func BenchmarkReplicateVsPeers(b *testing.B) {
 						b.Fatal(err)
 					}
 					rss, sent = r.MaxRSSMB, dst.received.Load()
-					if n := countTags(b, dst.srv.Host); n != benchRepos*benchTags {
-						b.Fatalf("%s left %d tags on the destination, want %d", name, n, benchRepos*benchTags)
+					if n := countTags(b, dst.srv.Host); n != sample.BenchRepos*sample.BenchTags {
+						b.Fatalf("%s left %d tags on the destination, want %d", name, n, sample.BenchRepos*sample.BenchTags)
 					}
 					b.StartTimer()
 				}

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -268,11 +269,12 @@ type run struct {
 	blobs    blobTracker
 	stats    counters
 
-	presentMu sync.Mutex
-	present   map[string]bool // dst "repo@digest" manifests known to be complete
-	newRepos  map[string]bool // dst repositories that did not exist when this run started
+	progressMu sync.Mutex
+	presentMu  sync.Mutex
+	present    map[string]bool // dst "repo@digest" manifests known to be complete
+	newRepos   map[string]bool // dst repositories that did not exist when this run started
 
-	dstData        dataClienter   // the destination's data-plane client; nil: go-containerregistry's writer only
+	dstData        dataClienter   // the destination's data-plane client (every backend embeds registry.OCI)
 	srcRefs        *remote.Puller // the source's referrers API, without the fallback tags (copied as tags)
 	noReferrersAPI atomic.Bool    // the source answered that it has no referrers API
 }
@@ -296,7 +298,11 @@ func newRun(ctx context.Context, src, dst registry.Registry, o Options) (*run, e
 	}
 	r := &run{src: src, dst: dst, o: o, srcPull: srcPull, srcRefs: srcRefs, dstPull: dstPull, dstPush: dstPush,
 		blobSem: make(chan struct{}, o.Jobs), present: map[string]bool{}, newRepos: map[string]bool{}}
-	r.dstData, _ = dst.(dataClienter)
+	dc, ok := dst.(dataClienter)
+	if !ok {
+		return nil, fmt.Errorf("%s (%s) has no data-plane client to write with", dst.Name(), dst.Type())
+	}
+	r.dstData = dc
 	return r, nil
 }
 
@@ -374,6 +380,8 @@ func (r *run) repo(ctx context.Context, p pair) (RepoResult, []Deletion) {
 				results[i] = r.copyTag(gctx, p, srcRef, dstRef, st)
 				n := done.Add(1)
 				if r.o.Progress != nil {
+					r.progressMu.Lock() // called from every copy in flight; the callback writes one line
+					defer r.progressMu.Unlock()
 					r.o.Progress(Progress{Repository: p.src, TagsDone: int(n), Tags: len(states), BytesSent: r.stats.bytesSent.Load()})
 				}
 				return nil
@@ -382,8 +390,7 @@ func (r *run) repo(ctx context.Context, p pair) (RepoResult, []Deletion) {
 		_ = g.Wait()
 	}
 	if err := r.copyReferrers(ctx, p, srcRef, dstRef, states); err != nil {
-		rr.Notes = append(rr.Notes, "referrers: "+err.Error())
-		rr.Status, rr.Error = StatusFailed, err.Error()
+		rr.Status, rr.Error = StatusFailed, "referrers: "+err.Error()
 	}
 	for _, t := range results {
 		rr.Tags = append(rr.Tags, t)
@@ -443,7 +450,7 @@ func (r *run) ensureRepository(ctx context.Context, p pair) (string, error) {
 		return "", err
 	}
 	if res.Status == registry.StatusCreated {
-		note = strings.TrimPrefix(strings.TrimSpace(note+"; created"), "; ")
+		note = strings.Join(slices.DeleteFunc([]string{"created", note}, func(s string) bool { return s == "" }), "; ")
 	}
 	return note, nil
 }
@@ -715,7 +722,7 @@ func (r *run) ensureContent(ctx context.Context, p pair, srcRef, dstRef name.Rep
 
 func (r *run) putManifest(ctx context.Context, ref name.Reference, m *fetched) error {
 	var err error
-	if r.dstData != nil && m.parsed.Subject == nil {
+	if m.parsed.Subject == nil {
 		err = r.putManifestDirect(ctx, ref, m)
 	} else {
 		err = r.dstPush.Push(ctx, ref, rawManifest{m.raw, m.parsed.MediaType})
@@ -762,6 +769,18 @@ func (r *run) planDeletions(ctx context.Context, p pair, dstRef name.Repository,
 		}
 		return d.Digest, nil
 	}
+	// add plans the tag with the digest it points at now; a tag gone since the listing is skipped.
+	add := func(t string) (v1.Hash, bool, error) {
+		d, err := digestOf(t)
+		if registry.IsNotFound(err) {
+			return v1.Hash{}, false, nil
+		}
+		if err != nil {
+			return v1.Hash{}, false, err
+		}
+		dels = append(dels, Deletion{Repository: p.dst, Tag: t, Digest: d.String()})
+		return d, true, nil
+	}
 	var attached []string
 	for _, t := range dstTags {
 		if _, _, ok := registry.SubjectOfTag(t); ok {
@@ -773,15 +792,11 @@ func (r *run) planDeletions(ctx context.Context, p pair, dstRef name.Repository,
 		if inSrc[t] || !r.tagSelected(t) {
 			continue
 		}
-		d, err := digestOf(t)
-		if registry.IsNotFound(err) {
-			continue
-		}
-		if err != nil {
+		if d, ok, err := add(t); err != nil {
 			return nil, err
+		} else if ok {
+			goneDigests[d] = true
 		}
-		dels = append(dels, Deletion{Repository: p.dst, Tag: t, Digest: d.String()})
-		goneDigests[d] = true
 	}
 	if r.o.filtered() && len(attached) > 0 {
 		// A subject another destination tag still holds keeps its attachments.
@@ -801,14 +816,9 @@ func (r *run) planDeletions(ctx context.Context, p pair, dstRef name.Repository,
 		if r.o.filtered() && (!goneDigests[subject] || keptDigests[subject]) {
 			continue
 		}
-		d, err := digestOf(t)
-		if registry.IsNotFound(err) {
-			continue
-		}
-		if err != nil {
+		if _, _, err := add(t); err != nil {
 			return nil, err
 		}
-		dels = append(dels, Deletion{Repository: p.dst, Tag: t, Digest: d.String()})
 	}
 	sort.Slice(dels, func(i, j int) bool { return dels[i].Tag < dels[j].Tag })
 	return dels, nil

@@ -538,6 +538,27 @@ func TestReplicateIntoECRAndHarbor(t *testing.T) {
 			}
 		})
 	}
+	// ECR to ECR: the destination repository gets the source's settings.
+	other := ecrtest.Start(t)
+	ecr2, err := ecr.Open(ctx, "dr", config.Registry{Type: "ecr", CAFile: other.CAFile, Settings: map[string]any{"region": ecrtest.Region, "account": ecrtest.Account, "endpoint": other.URL}}, registry.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := registry.RepositorySpec{ScanOnPush: true, TagMutability: "IMMUTABLE", Encryption: "AES256"}
+	if _, err := ecrReg.EnsureRepository(ctx, "svc/api", want); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := replicate.Run(ctx, replicate.Endpoint{Registry: src, Repo: "game-server/api"}, replicate.Endpoint{Registry: ecrReg, Repo: "svc/api"}, replicate.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := replicate.Run(ctx, replicate.Endpoint{Registry: ecrReg, Repo: "svc/api"}, replicate.Endpoint{Registry: ecr2}, replicate.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ecr2.(registry.RepositoryInspector).RepositorySettings(ctx, "svc/api")
+	if err != nil || got.ScanOnPush != want.ScanOnPush || got.TagMutability != want.TagMutability || got.Encryption != want.Encryption {
+		t.Errorf("ECR to ECR settings: %+v %v, want %+v", got, err, want)
+	}
+
 	// And back: ECR as the source.
 	back := openHost(t, localregtest.Start(t).Host)
 	if _, err := replicate.Run(ctx, replicate.Endpoint{Registry: ecrReg, Repo: "game-server/api"}, replicate.Endpoint{Registry: back}, replicate.Options{}); err != nil {

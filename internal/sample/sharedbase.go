@@ -12,6 +12,15 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
+// The benchmarks' shape, the one the backup and replicate issues were measured on: 30 repositories
+// x 4 tags, a shared 20 MiB base and 1 MiB of each image's own (142 MiB of distinct content).
+const (
+	BenchRepos   = 30
+	BenchTags    = 4
+	BenchBaseMiB = 20
+	BenchOwnMiB  = 1
+)
+
 // SharedBase pushes the benchmarks' registry shape: repos repositories (svc/app00, svc/app01, …)
 // of tags tags each (v0, v1, …), every image one shared base layer of baseMiB plus ownMiB of its
 // own, incompressible so gzip hides nothing, as images built from one base are. It returns the
