@@ -140,10 +140,14 @@ func transient(err error) bool {
 	return true
 }
 
-// withRetries runs an upload up to three times, backing off, while it fails for a passing reason.
+// uploadAttempts matches RetryTransport's: a streamed upload cannot be replayed by the transport, so
+// the whole upload is started again instead.
+const uploadAttempts = 5
+
+// withRetries runs an upload up to uploadAttempts times, backing off, while it fails for a passing reason.
 func withRetries(ctx context.Context, f func() error) error {
 	var err error
-	for attempt := 0; attempt < 3; attempt++ {
+	for attempt := 0; attempt < uploadAttempts; attempt++ {
 		if attempt > 0 {
 			select {
 			case <-ctx.Done():
