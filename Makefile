@@ -22,8 +22,11 @@ STATICCHECK ?= $(shell command -v staticcheck 2>/dev/null || echo $(HOME)/.cache
 
 all: build
 
-build: ## build bin/regctl
-	$(GO) build -ldflags '$(LDFLAGS)' -o bin/regctl ./cmd/regctl
+# regctl is the light build (-tags regctl_lite: no trivy, so every command starts fast); its scan
+# commands run in regctl-scan beside it, the full build of the same command tree with trivy linked in.
+build: ## build bin/regctl and its scanner companion bin/regctl-scan
+	$(GO) build -tags regctl_lite -ldflags '$(LDFLAGS)' -o bin/regctl ./cmd/regctl
+	$(GO) build -ldflags '$(LDFLAGS)' -o bin/regctl-scan ./cmd/regctl
 
 test: lint unit race ## everything CI runs: lint, every test (fuzz seed corpora included), then the concurrent packages under -race
 
@@ -37,8 +40,10 @@ lint: ## gofmt + go vet + staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) vet -tags regctl_lite ./cmd/regctl
 	@[ -x "$(STATICCHECK)" ] || { echo "staticcheck not found: go install honnef.co/go/tools/cmd/staticcheck@v0.8.2"; exit 1; }
 	$(STATICCHECK) ./...
+	$(STATICCHECK) -tags regctl_lite ./cmd/regctl
 
 bench: build ## Go benchmarks (speed and memory), side by side with peer tools where installed; see docs/benchmarks.md
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./...
@@ -46,8 +51,9 @@ bench: build ## Go benchmarks (speed and memory), side by side with peer tools w
 demo: build ## start the embedded registry on 127.0.0.1:5000, push samples, list them, stop
 	./scripts/demo.sh
 
-install: ## install regctl into $(GOBIN) or $(GOPATH)/bin
-	$(GO) install -ldflags '$(LDFLAGS)' ./cmd/regctl
+install: build ## install regctl and regctl-scan into $(GOBIN), else $(GOPATH)/bin
+	@dest="$$($(GO) env GOBIN)"; [ -n "$$dest" ] || dest="$$($(GO) env GOPATH)/bin"; \
+	  mkdir -p "$$dest" && install -m 0755 bin/regctl bin/regctl-scan "$$dest"/ && echo "installed regctl and regctl-scan in $$dest"
 
 fuzz: ## run every fuzz target for FUZZTIME each
 	@for pkg in $$($(GO) list ./...); do \

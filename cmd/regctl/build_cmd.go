@@ -17,7 +17,6 @@ import (
 	"github.com/regctl-dev/regctl/internal/build"
 	"github.com/regctl-dev/regctl/internal/exitcode"
 	"github.com/regctl-dev/regctl/internal/registry"
-	"github.com/regctl-dev/regctl/internal/scan"
 	"github.com/regctl-dev/regctl/internal/sign"
 	"github.com/regctl-dev/regctl/internal/ui"
 )
@@ -140,15 +139,10 @@ regctl's own auth for the registry; no docker login step. --dry-run prints the c
 				return err
 			}
 			var hooks build.Hooks
-			sf.defaultGate = ptr(scan.BuildPushGate())
 			if doScan {
 				hooks.Scan = func(ctx context.Context, digestRef string) (any, error) {
 					f.Notef("scanning %s before tagging", digestRef)
-					out, err := runScan(cmd, f, &sf, []string{digestRef}, f.IO.ErrOut, f.IO.ErrTTY)
-					if out == nil {
-						return nil, err
-					}
-					return map[string]any{"gate": out.Gate, "findings": len(out.Findings), "denials": out.Denials}, err
+					return f.scanner().buildPushScan(cmd, f, &sf, digestRef)
 				}
 			}
 			if doSign {
@@ -190,8 +184,6 @@ regctl's own auth for the registry; no docker login step. --dry-run prints the c
 	sf.registerGate(fl)
 	return cmd
 }
-
-func ptr[T any](v T) *T { return &v }
 
 func finishBuild(f *Factory, rep *build.Report, reportFile string, runErr error) error {
 	if reportFile != "" {

@@ -167,6 +167,10 @@ func TestBuildPushTwoPlatformsFromScratch(t *testing.T) {
 }
 
 func TestBuildPushGateBlocksThenPasses(t *testing.T) {
+	forEachScanner(t, testBuildPushGateBlocksThenPasses)
+}
+
+func testBuildPushGateBlocksThenPasses(t *testing.T, newCLI func(*testing.T, ...string) *cli) {
 	needBuildah(t)
 	host := localregtest.Start(t).Host
 	built := scantest.BuildDB(t, t.TempDir(), fixedNow.Add(-time.Hour), fixedNow.Add(23*time.Hour))

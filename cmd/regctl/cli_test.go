@@ -27,6 +27,9 @@ type cli struct {
 	env     []string
 	workDir string
 	tty     bool
+	// companion runs scan commands in a regctl-scan process (this test binary, see TestMain), as the
+	// light build does, instead of in-process.
+	companion bool
 	// transcript is every stdout and stderr of the runs, for checks that a secret shows nowhere.
 	transcript strings.Builder
 }
@@ -44,6 +47,9 @@ func (c *cli) run(argv ...string) (string, string, int) {
 	streams, _, out, errOut := ui.Test()
 	streams.OutTTY, streams.ErrTTY = c.tty, c.tty
 	f := &Factory{IO: streams, Environ: c.env, Now: func() time.Time { return fixedNow }, WorkDir: c.workDir}
+	if c.companion {
+		f.scan = companionScanner{}
+	}
 	code := execute(context.Background(), f, argv)
 	c.transcript.WriteString(out.String())
 	c.transcript.WriteString(errOut.String())

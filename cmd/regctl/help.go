@@ -36,6 +36,8 @@ const environmentHelp = `Environment variables:
                         registries without username/password in the config
   <password_env>        the variable a registry's password_env names holds its password or token
   HTTPS_PROXY, NO_PROXY standard proxy settings for registry traffic
+  REGCTL_SCANNER        path of regctl-scan, which runs regctl's scan commands (default: beside
+                        regctl, then PATH)
   COSIGN_PASSWORD       password of a cosign.key (sign, sign generate-key-pair, build-push --sign);
                         set (even empty) it wins, else regctl asks on a terminal
   XDG_CACHE_HOME        where the vulnerability DB is cached ($XDG_CACHE_HOME/regctl/trivy;

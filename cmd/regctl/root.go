@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	tlog "github.com/aquasecurity/trivy/pkg/log"
 	"github.com/spf13/cobra"
 
 	"github.com/regctl-dev/regctl/internal/config"
@@ -38,6 +37,10 @@ type Factory struct {
 	Now       func() time.Time
 	WorkDir   string
 	Transport http.RoundTripper // nil: the default transport
+	// Executable is this program's path; the light build looks for regctl-scan beside it.
+	Executable string
+
+	scan scanner // nil: this build's (scanner.go)
 
 	flags    globalFlags
 	cfg      *config.Config
@@ -211,6 +214,9 @@ REGCTL_* environment variables override the file, flags override both.`,
 			if f.flags.noColor || f.Getenv("NO_COLOR") != "" {
 				f.IO.NoColor = true
 			}
+			if parent, ok := f.LookupEnv(envScannerParent); ok && parent != version {
+				f.Notef("warning: regctl %s ran %s %s; install both from the same release", parent, companionName, version)
+			}
 			return nil
 		},
 	}
@@ -262,14 +268,13 @@ func run(ctx context.Context, prog string, argv []string, io *ui.IOStreams, envi
 		argv = append([]string{"credential-helper"}, argv...)
 	}
 	wd, _ := os.Getwd()
-	f := &Factory{IO: io, Environ: environ, Now: time.Now, WorkDir: wd}
+	exe, _ := os.Executable()
+	f := &Factory{IO: io, Environ: environ, Now: time.Now, WorkDir: wd, Executable: exe}
 	return execute(ctx, f, argv)
 }
 
 func execute(ctx context.Context, f *Factory, argv []string) int {
-	// Importing trivy replaces slog's default with a handler that buffers every record without bound
-	// until trivy's logger is initialised: switch it off. -vv hands trivy our logger (PersistentPreRun).
-	tlog.InitLogger(false, true)
+	prepareLibraries()
 	root := newRootCmd(f)
 	root.SetArgs(argv)
 	root.SetIn(f.IO.In)
@@ -279,20 +284,30 @@ func execute(ctx context.Context, f *Factory, argv []string) int {
 	if err == nil {
 		return exitcode.OK
 	}
-	msg := err.Error()
-	// The sentinels only choose the exit code; their text adds nothing for a reader.
-	for _, s := range []error{exitcode.ErrUsage, exitcode.ErrViolation, exitcode.ErrNotFound, exitcode.ErrAuth} {
-		msg = strings.ReplaceAll(msg, ": "+s.Error(), "")
+	var quiet exitOnly
+	if errors.As(err, &quiet) {
+		return quiet.code
 	}
-	if errors.Is(err, context.Canceled) {
-		msg = "interrupted"
-	}
+	msg := errorMessage(err)
 	fmt.Fprintf(f.IO.ErrOut, "regctl: %s\n", msg)
 	if strings.HasPrefix(msg, "unknown command") || strings.HasPrefix(msg, "unknown flag") || strings.HasPrefix(msg, "unknown shorthand flag") {
 		fmt.Fprintln(f.IO.ErrOut, "Run 'regctl --help' for usage.")
 		return exitcode.Usage
 	}
 	return exitcode.Of(err)
+}
+
+// errorMessage is err as regctl prints it.
+func errorMessage(err error) string {
+	if errors.Is(err, context.Canceled) {
+		return "interrupted"
+	}
+	msg := err.Error()
+	// The sentinels only choose the exit code; their text adds nothing for a reader.
+	for _, s := range []error{exitcode.ErrUsage, exitcode.ErrViolation, exitcode.ErrNotFound, exitcode.ErrAuth} {
+		msg = strings.ReplaceAll(msg, ": "+s.Error(), "")
+	}
+	return msg
 }
 
 // group makes a command that only holds subcommands reject an unknown subcommand (exit 2) instead

@@ -1,25 +1,21 @@
 package main
 
 import (
-	"bytes"
 	"errors"
-	"fmt"
-	"io"
-	"os"
-	"path/filepath"
-	"slices"
-	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/regctl-dev/regctl/internal/exitcode"
 	"github.com/regctl-dev/regctl/internal/fsutil"
-	"github.com/regctl-dev/regctl/internal/registry"
-	"github.com/regctl-dev/regctl/internal/scan"
-	"github.com/regctl-dev/regctl/internal/ui"
 )
+
+// The scan commands are defined here for every build; what runs them is a scanner (scanner.go): trivy
+// in-process in the full build, the regctl-scan companion in the light one (-tags regctl_lite), so that
+// no other command pays trivy's start-up.
+
+// defaultDBRepository is trivy's own DB artifact (scan.DefaultDBRepository; this file may not import
+// internal/scan, and TestDefaultDBRepositoryMatchesScan keeps the two equal).
+const defaultDBRepository = "mirror.gcr.io/aquasec/trivy-db:2"
 
 type scanFlags struct {
 	platform, severity, failOn, gatePolicy, ignoreFile, format, policy string
@@ -27,18 +23,11 @@ type scanFlags struct {
 	ignoreUnfixed, skipDBUpdate                                        bool
 	cvss                                                               float64
 	reports                                                            []string
-	// defaultGate replaces scan.DefaultGate when neither flags nor the config set one.
-	defaultGate *scan.Gate
-}
-
-func (f *Factory) defaultCacheDir() string {
-	if d := f.Getenv("XDG_CACHE_HOME"); d != "" {
-		return filepath.Join(d, "regctl", "trivy")
-	}
-	if h := f.Getenv("HOME"); h != "" {
-		return filepath.Join(h, ".cache", "regctl", "trivy")
-	}
-	return filepath.Join(os.TempDir(), "regctl-trivy")
+	// buildPushGate makes build-push's default gate (scan.BuildPushGate) the one used when neither
+	// flags nor the config set one; outcomeFile makes the scan write its verdict there as JSON and
+	// exit 0 (build-push --scan through the companion). Both are hidden flags of scan.
+	buildPushGate bool
+	outcomeFile   string
 }
 
 func newScanCmd(f *Factory) *cobra.Command {
@@ -58,15 +47,18 @@ counts only findings scoring at least that much, --ignore-unfixed drops findings
 --ignorefile takes .trivyignore or .trivyignore.yaml (expired entries are reported and ignored).
 
 --policy FILE.rego evaluates every deny rule of the policy's package against each image's config
-(see docs/scan.md for the input). A violated gate or a denial exits 3; an error exits 1.`,
+(see docs/scan.md for the input). A violated gate or a denial exits 3; an error exits 1.
+
+trivy is linked into regctl-scan, not regctl: regctl runs its scan commands in regctl-scan (found
+through $REGCTL_SCANNER, beside regctl, or on PATH), which keeps every other command's start light.
+See docs/scan.md.`,
 		Example: `  regctl scan local/game-server:v1.2.0
   regctl scan local/game-server:latest --fail-on CRITICAL=0 --format json > scan.json
   regctl scan local/game-server:latest --report json=scan.json --report html=scan.html --policy image-policy.rego
   regctl scan local/app:1.0 --db-repository local/aquasec/trivy-db:2 --ignorefile .trivyignore.yaml`,
 		Args: args(cobra.MinimumNArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			_, err := runScan(cmd, f, &sf, a, f.IO.Out, f.IO.OutTTY)
-			return err
+			return f.scanner().scan(cmd, f, &sf, a)
 		},
 	}
 	fl := cmd.Flags()
@@ -75,6 +67,10 @@ counts only findings scoring at least that much, --ignore-unfixed drops findings
 	fl.StringArrayVar(&sf.reports, "report", nil, "also write FORMAT=FILE (repeatable), e.g. --report json=scan.json")
 	fl.StringVar(&sf.engine, "engine", "trivy", "trivy (client-side) or native (the registry's own scanner, e.g. ECR)")
 	sf.registerGate(fl)
+	fl.BoolVar(&sf.buildPushGate, "build-push-gate", false, "default to build-push's gate")
+	fl.StringVar(&sf.outcomeFile, "outcome-file", "", "write the verdict as JSON here and exit 0")
+	_ = fl.MarkHidden("build-push-gate")
+	_ = fl.MarkHidden("outcome-file")
 	cmd.AddCommand(newScanDBCmd(f))
 	return cmd
 }
@@ -89,154 +85,9 @@ func (sf *scanFlags) registerGate(fl *pflag.FlagSet) {
 	fl.StringVar(&sf.ignoreFile, "ignorefile", "", ".trivyignore or .trivyignore.yaml (default scan.ignore_file)")
 	fl.StringVar(&sf.policy, "policy", "", "Rego image policy evaluated against each image's config")
 	fl.StringVar(&sf.cacheDir, "cache-dir", "", "vulnerability DB cache (default scan.cache_dir, else $XDG_CACHE_HOME/regctl/trivy)")
-	fl.StringVar(&sf.dbRepository, "db-repository", "", "OCI repository of the trivy DB (default scan.db_repository, else "+scan.DefaultDBRepository+")")
+	fl.StringVar(&sf.dbRepository, "db-repository", "", "OCI repository of the trivy DB (default scan.db_repository, else "+defaultDBRepository+")")
 	fl.BoolVar(&sf.skipDBUpdate, "skip-db-update", false, "never download the DB; use the one in the cache dir")
 }
-
-// runScan scans images, writes the report to stdout (and --report files), and returns the outcome with
-// the gate's verdict as the error (exit 3) when it fails.
-func runScan(cmd *cobra.Command, f *Factory, sf *scanFlags, images []string, stdout io.Writer, tty bool) (*scan.Outcome, error) {
-	o, err := scanOutcome(cmd, f, sf, images, stdout, tty)
-	if err != nil {
-		return o, err
-	}
-	return o, o.Err(sf.policy)
-}
-
-func scanOutcome(cmd *cobra.Command, f *Factory, sf *scanFlags, images []string, stdout io.Writer, tty bool) (*scan.Outcome, error) {
-	cfg, err := f.Config()
-	if err != nil {
-		return nil, err
-	}
-	res, err := f.Resolver()
-	if err != nil {
-		return nil, err
-	}
-	if sf.engine == "" {
-		sf.engine = "trivy"
-	}
-	native := sf.engine == "native"
-	if !native && sf.engine != "trivy" {
-		return nil, usageError(fmt.Errorf("--engine %q: must be trivy or native", sf.engine))
-	}
-	format := sf.format
-	if format == "" {
-		format = scan.FormatTable
-		if f.Format() == ui.FormatJSON {
-			format = scan.FormatJSON
-		}
-	}
-	if !slices.Contains(scan.Formats, format) {
-		return nil, usageError(fmt.Errorf("--format %q: must be one of %s", format, strings.Join(scan.Formats, ", ")))
-	}
-	var files []reportFile
-	for _, r := range sf.reports {
-		fm, path, ok := strings.Cut(r, "=")
-		if !ok || path == "" || !slices.Contains(scan.Formats, fm) {
-			return nil, usageError(fmt.Errorf("--report %q: want FORMAT=FILE with FORMAT one of %s", r, strings.Join(scan.Formats, ", ")))
-		}
-		files = append(files, reportFile{fm, f.inWorkDir(path)})
-	}
-	gate, err := scan.ResolveGate(scan.GateSources{
-		PolicyFile: f.inWorkDir(sf.gatePolicy), FailOn: sf.failOn,
-		ConfigFailOn: cfg.Scan.FailOn, ConfigFile: cfg.File, Default: sf.defaultGate,
-		CVSS: sf.cvss, CVSSSet: cmd.Flags().Changed("cvss-threshold"), ConfigCVSS: cfg.Scan.CVSSThreshold,
-	})
-	if err != nil {
-		return nil, err
-	}
-	severities := cfg.Scan.Severities
-	if sf.severity != "" {
-		severities = strings.Split(strings.ToUpper(sf.severity), ",")
-	}
-	for _, s := range severities {
-		if !slices.Contains(scan.Severities, s) {
-			return nil, usageError(fmt.Errorf("--severity %q: use %s", s, strings.Join(scan.Severities, ", ")))
-		}
-	}
-	ignoreFile := f.inWorkDir(firstNonEmpty(sf.ignoreFile, cfg.Scan.IgnoreFile))
-	if ignoreFile != "" {
-		if _, err := os.Stat(ignoreFile); err != nil {
-			return nil, exitcode.With(exitcode.NotFound, fmt.Errorf("--ignorefile: %w", err))
-		}
-	}
-	var policy *scan.Policy
-	if sf.policy != "" {
-		if policy, err = scan.LoadPolicy(cmd.Context(), f.inWorkDir(sf.policy)); err != nil {
-			return nil, err
-		}
-	}
-	now := f.Now()
-	expired, err := scan.CheckIgnoreFile(cmd.Context(), ignoreFile, now)
-	if err != nil {
-		return nil, err
-	}
-	for _, e := range expired {
-		f.Notef("warning: ignore entry %s in %s expired on %s and no longer hides findings", e.ID, ignoreFile, e.ExpiredAt.Format("2006-01-02"))
-	}
-
-	var engine *scan.Engine
-	if !native {
-		if engine, err = openEngine(cmd, f, sf, res, now); err != nil {
-			return nil, err
-		}
-		defer engine.Close()
-	}
-	out, err := scan.Run(cmd.Context(), scan.RunOptions{
-		Images: images, Resolve: res.Reference, Engine: engine, Gate: gate, Policy: policy,
-		Scan: scan.ScanOptions{Platform: sf.platform, Severities: severities,
-			IgnoreUnfixed: sf.ignoreUnfixed || cfg.Scan.IgnoreUnfixed, IgnoreFile: ignoreFile, Now: now},
-		Expired: expired, Version: version, Now: now,
-	})
-	if err != nil {
-		return nil, err
-	}
-	return out, writeReports(cmd, f, out, files, format, stdout, tty)
-}
-
-// openEngine makes sure the vulnerability DB is there (pulling it when needed) and opens it.
-func openEngine(cmd *cobra.Command, f *Factory, sf *scanFlags, res *registry.Resolver, now time.Time) (*scan.Engine, error) {
-	cfg, err := f.Config()
-	if err != nil {
-		return nil, err
-	}
-	cacheDir := f.inWorkDir(firstNonEmpty(sf.cacheDir, cfg.Scan.CacheDir, f.defaultCacheDir()))
-	dbo := scan.DBOptions{CacheDir: cacheDir, Skip: sf.skipDBUpdate, Now: now}
-	if !sf.skipDBUpdate {
-		repo := firstNonEmpty(sf.dbRepository, cfg.Scan.DBRepository, scan.DefaultDBRepository)
-		reg, ref, err := res.Reference(repo)
-		if err != nil {
-			return nil, err
-		}
-		dbo.Repository, dbo.Remote = ref, reg.Remote()
-	}
-	st, err := scan.EnsureDB(cmd.Context(), dbo)
-	if err != nil {
-		return nil, err
-	}
-	f.Logger().Info("vulnerability DB", "dir", st.Dir, "updated", st.UpdatedAt, "stale", st.Stale)
-	if st.Stale {
-		f.Notef("warning: the vulnerability DB in %s is stale (next update was due %s)", st.Dir, st.NextUpdate.Format("2006-01-02"))
-	}
-	return scan.Open(st.Dir, f.Logger())
-}
-
-// writeReports writes the --report files and the report on stdout.
-func writeReports(cmd *cobra.Command, f *Factory, out *scan.Outcome, files []reportFile, format string, stdout io.Writer, tty bool) error {
-	for _, rf := range files {
-		var buf bytes.Buffer
-		if err := scan.Write(cmd.Context(), &buf, rf.format, out, false, false); err != nil {
-			return err
-		}
-		if err := writeFileAtomic(rf.path, buf.Bytes()); err != nil {
-			return fmt.Errorf("--report %s: %w", rf.path, err)
-		}
-		f.Notef("wrote %s report to %s", rf.format, rf.path)
-	}
-	return scan.Write(cmd.Context(), stdout, format, out, tty, tty && !f.IO.NoColor)
-}
-
-type reportFile struct{ format, path string }
 
 func firstNonEmpty(vals ...string) string {
 	for _, v := range vals {
@@ -259,21 +110,7 @@ func newScanDBCmd(f *Factory) *cobra.Command {
 		Short: "Show the DB in the cache dir: present, schema, updated, next update, stale",
 		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := f.Config()
-			if err != nil {
-				return err
-			}
-			st := scan.Status(firstNonEmpty(cacheDir, cfg.Scan.CacheDir, f.defaultCacheDir()), f.Now())
-			if err := f.Render(st, func() ui.Table {
-				return ui.Table{Headers: []string{"dir", "present", "updated", "next update", "stale", "source"},
-					Rows: [][]string{{st.Dir, fmt.Sprint(st.Present), st.UpdatedAt.Format("2006-01-02 15:04Z"), st.NextUpdate.Format("2006-01-02 15:04Z"), fmt.Sprint(st.Stale), st.Source}}}
-			}); err != nil {
-				return err
-			}
-			if !st.Present {
-				return exitcode.With(exitcode.NotFound, fmt.Errorf("no vulnerability DB in %s", st.Dir))
-			}
-			return nil
+			return f.scanner().dbStatus(cmd, f, cacheDir)
 		},
 	}
 	status.Flags().StringVar(&cacheDir, "cache-dir", "", "vulnerability DB cache dir")
@@ -288,27 +125,10 @@ func newScanDBCmd(f *Factory) *cobra.Command {
 			if to == "" {
 				return usageError(errors.New("--to REF is required"))
 			}
-			res, err := f.Resolver()
-			if err != nil {
-				return err
-			}
-			fromReg, fromRef, err := res.Reference(from)
-			if err != nil {
-				return err
-			}
-			toReg, toRef, err := res.Reference(to)
-			if err != nil {
-				return err
-			}
-			digest, err := scan.Mirror(cmd.Context(), fromRef, fromReg.Remote(), toRef, toReg.Remote())
-			if err != nil {
-				return err
-			}
-			f.Notef("mirrored %s to %s (%s)", fromRef, toRef, digest)
-			return nil
+			return f.scanner().dbMirror(cmd, f, from, to)
 		},
 	}
-	mirror.Flags().StringVar(&from, "from", scan.DefaultDBRepository, "source repository of the DB")
+	mirror.Flags().StringVar(&from, "from", defaultDBRepository, "source repository of the DB")
 	mirror.Flags().StringVar(&to, "to", "", "target repository, e.g. registry.corp/aquasec/trivy-db:2")
 	cmd.AddCommand(status, mirror)
 	return cmd

@@ -17,7 +17,9 @@ import (
 	"github.com/regctl-dev/regctl/internal/scan/scantest"
 )
 
-func TestScanThroughTheCLI(t *testing.T) {
+func TestScanThroughTheCLI(t *testing.T) { forEachScanner(t, testScanThroughTheCLI) }
+
+func testScanThroughTheCLI(t *testing.T, newCLI func(*testing.T, ...string) *cli) {
 	host := localregtest.Start(t).Host
 	built := scantest.BuildDB(t, t.TempDir(), fixedNow.Add(-time.Hour), fixedNow.Add(23*time.Hour))
 	scantest.Push(t, host+"/aquasec/trivy-db:2", scantest.DBArtifact(t, built))
@@ -103,7 +105,9 @@ func TestScanThroughTheCLI(t *testing.T) {
 
 // The gate never fails open: a narrower --severity for the report leaves the gate's thresholds
 // whole, and a Rego policy whose base-image lookup fails is an error, not a pass.
-func TestScanGateNeverFailsOpen(t *testing.T) {
+func TestScanGateNeverFailsOpen(t *testing.T) { forEachScanner(t, testScanGateNeverFailsOpen) }
+
+func testScanGateNeverFailsOpen(t *testing.T, newCLI func(*testing.T, ...string) *cli) {
 	var tagGets atomic.Int64
 	srv := localregtest.Start(t, localregtest.Options{Wrap: func(h http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -14,9 +14,11 @@ import (
 
 // BenchmarkProcessStart runs commands as processes, as a user or a CI step does, and reports wall
 // time per run and peak RSS (GNU time, internal/benchproc): regctl version, regctl repo list on the in-process
-// registry and regctl scan of a small image with a local DB, beside crane version and
-// trivy --version in the same run where those are installed (REGCTL_TEST_CRANE, REGCTL_TEST_TRIVY
-// or PATH). make bench builds bin/regctl first (REGCTL_BENCH_BIN overrides it).
+// registry, regctl scan of a small image with a local DB (the light regctl handing it to
+// regctl-scan beside it) and regctl-scan version (the full build's own start), beside crane version
+// and trivy --version in the same run where those are installed (REGCTL_TEST_CRANE,
+// REGCTL_TEST_TRIVY or PATH). make bench builds bin/regctl and bin/regctl-scan first
+// (REGCTL_BENCH_BIN overrides the first; the companion is looked up beside it).
 func BenchmarkProcessStart(b *testing.B) {
 	regctl := os.Getenv("REGCTL_BENCH_BIN")
 	if regctl == "" {
@@ -45,6 +47,10 @@ func BenchmarkProcessStart(b *testing.B) {
 		{"regctl-repo-list", []string{regctl, "--config", cfg, "repo", "list"}},
 		{"regctl-scan", []string{regctl, "scan", host + "/app:clean", "--cache-dir", cache, "--skip-db-update"}},
 	}
+	companion := filepath.Join(filepath.Dir(regctl), companionName)
+	if _, err := os.Stat(companion); err == nil {
+		cases = append(cases, run{"regctl-scan-version", []string{companion, "version"}})
+	}
 	if crane := benchproc.Tool("REGCTL_TEST_CRANE", "crane"); crane != "" {
 		cases = append(cases, run{"crane-version", []string{crane, "version"}})
 	}
@@ -64,7 +70,9 @@ func BenchmarkProcessStart(b *testing.B) {
 			b.ReportMetric(maxRSS, "maxRSS-MB")
 		})
 	}
-	if fi, err := os.Stat(regctl); err == nil {
-		b.Logf("bin/regctl: %s", fmt.Sprintf("%.1f MB", float64(fi.Size())/1e6))
+	for _, bin := range []string{regctl, companion} {
+		if fi, err := os.Stat(bin); err == nil {
+			b.Logf("%s: %s", filepath.Base(bin), fmt.Sprintf("%.1f MB", float64(fi.Size())/1e6))
+		}
 	}
 }

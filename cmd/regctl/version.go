@@ -14,6 +14,8 @@ type versionInfo struct {
 	Date      string `json:"date"`
 	GoVersion string `json:"goVersion"`
 	Platform  string `json:"platform"`
+	// Scanner says where scan runs: "built-in" (this binary links trivy) or "regctl-scan" (the companion).
+	Scanner string `json:"scanner"`
 }
 
 func newVersionCmd(f *Factory) *cobra.Command {
@@ -23,10 +25,13 @@ func newVersionCmd(f *Factory) *cobra.Command {
 		Example: "  regctl version\n  regctl version -o json",
 		Args:    args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			v := versionInfo{version, commit, date, runtime.Version(), runtime.GOOS + "/" + runtime.GOARCH}
+			v := versionInfo{version, commit, date, runtime.Version(), runtime.GOOS + "/" + runtime.GOARCH, companionName}
+			if buildHasScanner {
+				v.Scanner = "built-in"
+			}
 			return f.Render(v, func() ui.Table {
-				return ui.Table{Headers: []string{"version", "commit", "date", "go", "platform"},
-					Rows: [][]string{{v.Version, v.Commit, v.Date, v.GoVersion, v.Platform}}}
+				return ui.Table{Headers: []string{"version", "commit", "date", "go", "platform", "scanner"},
+					Rows: [][]string{{v.Version, v.Commit, v.Date, v.GoVersion, v.Platform, v.Scanner}}}
 			})
 		},
 	}

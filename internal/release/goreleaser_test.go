@@ -18,7 +18,9 @@ type goreleaser struct {
 		Hooks []string `yaml:"hooks"`
 	} `yaml:"before"`
 	Builds []struct {
+		ID      string   `yaml:"id"`
 		Main    string   `yaml:"main"`
+		Tags    []string `yaml:"tags"`
 		Binary  string   `yaml:"binary"`
 		Env     []string `yaml:"env"`
 		Goos    []string `yaml:"goos"`
@@ -27,6 +29,7 @@ type goreleaser struct {
 		Ldflags []string `yaml:"ldflags"`
 	} `yaml:"builds"`
 	Archives []struct {
+		IDs     []string `yaml:"ids"`
 		Formats []string `yaml:"formats"`
 		Files   []string `yaml:"files"`
 	} `yaml:"archives"`
@@ -35,6 +38,7 @@ type goreleaser struct {
 		Algorithm    string `yaml:"algorithm"`
 	} `yaml:"checksum"`
 	Nfpms []struct {
+		IDs      []string `yaml:"ids"`
 		Formats  []string `yaml:"formats"`
 		Bindir   string   `yaml:"bindir"`
 		Contents []struct {
@@ -67,39 +71,43 @@ func TestGoreleaserBuild(t *testing.T) {
 	if g.Version != 2 {
 		t.Errorf("version = %d, want 2 (goreleaser v2 schema)", g.Version)
 	}
-	if len(g.Builds) != 1 {
-		t.Fatalf("want exactly one build, got %d", len(g.Builds))
+	// regctl is the light build (-tags regctl_lite) and regctl-scan the full one that runs its scans;
+	// both are built the same way from the same command tree.
+	if len(g.Builds) != 2 {
+		t.Fatalf("want the regctl and regctl-scan builds, got %d", len(g.Builds))
 	}
-	b := g.Builds[0]
-	if b.Main != "./cmd/regctl" {
-		t.Errorf("builds[0].main = %q, want ./cmd/regctl", b.Main)
-	}
-	if b.Binary != "regctl" {
-		t.Errorf("builds[0].binary = %q, want regctl", b.Binary)
-	}
-	for _, want := range []string{"CGO_ENABLED=0", "GOEXPERIMENT=jsonv2"} {
-		if !slices.Contains(b.Env, want) {
-			t.Errorf("builds[0].env %v lacks %s", b.Env, want)
+	for i, want := range []struct{ id, binary, tags string }{{"regctl", "regctl", "regctl_lite"}, {"regctl-scan", "regctl-scan", ""}} {
+		b := g.Builds[i]
+		if b.ID != want.id || b.Binary != want.binary || strings.Join(b.Tags, ",") != want.tags {
+			t.Errorf("builds[%d] = id %q binary %q tags %v, want %q %q [%s]", i, b.ID, b.Binary, b.Tags, want.id, want.binary, want.tags)
 		}
-	}
-	for _, want := range []string{"linux", "darwin"} {
-		if !slices.Contains(b.Goos, want) {
-			t.Errorf("builds[0].goos %v lacks %s", b.Goos, want)
+		if b.Main != "./cmd/regctl" {
+			t.Errorf("builds[%d].main = %q, want ./cmd/regctl", i, b.Main)
 		}
-	}
-	for _, want := range []string{"amd64", "arm64"} {
-		if !slices.Contains(b.Goarch, want) {
-			t.Errorf("builds[0].goarch %v lacks %s", b.Goarch, want)
+		for _, want := range []string{"CGO_ENABLED=0", "GOEXPERIMENT=jsonv2"} {
+			if !slices.Contains(b.Env, want) {
+				t.Errorf("builds[%d].env %v lacks %s", i, b.Env, want)
+			}
 		}
-	}
-	if !slices.Contains(b.Flags, "-trimpath") {
-		t.Errorf("builds[0].flags %v lacks -trimpath", b.Flags)
-	}
-	// The variables the linker sets must exist in cmd/regctl (root.go declares them).
-	ld := strings.Join(b.Ldflags, " ")
-	for _, want := range []string{"-X main.version=", "-X main.commit=", "-X main.date="} {
-		if !strings.Contains(ld, want) {
-			t.Errorf("builds[0].ldflags %q lacks %s", ld, want)
+		for _, want := range []string{"linux", "darwin"} {
+			if !slices.Contains(b.Goos, want) {
+				t.Errorf("builds[%d].goos %v lacks %s", i, b.Goos, want)
+			}
+		}
+		for _, want := range []string{"amd64", "arm64"} {
+			if !slices.Contains(b.Goarch, want) {
+				t.Errorf("builds[%d].goarch %v lacks %s", i, b.Goarch, want)
+			}
+		}
+		if !slices.Contains(b.Flags, "-trimpath") {
+			t.Errorf("builds[%d].flags %v lacks -trimpath", i, b.Flags)
+		}
+		// The variables the linker sets must exist in cmd/regctl (root.go declares them).
+		ld := strings.Join(b.Ldflags, " ")
+		for _, want := range []string{"-X main.version=", "-X main.commit=", "-X main.date="} {
+			if !strings.Contains(ld, want) {
+				t.Errorf("builds[%d].ldflags %q lacks %s", i, ld, want)
+			}
 		}
 	}
 }
@@ -113,6 +121,9 @@ func TestGoreleaserChecksumAndArchives(t *testing.T) {
 	}
 	if len(g.Archives) == 0 {
 		t.Fatal("no archives")
+	}
+	if !slices.Equal(g.Archives[0].IDs, []string{"regctl", "regctl-scan"}) {
+		t.Errorf("archives[0].ids = %v: both binaries ship together", g.Archives[0].IDs)
 	}
 	for _, want := range []string{"README.md", "docs/*", "completions/*"} {
 		if !slices.Contains(g.Archives[0].Files, want) {
@@ -132,6 +143,9 @@ func TestGoreleaserPackages(t *testing.T) {
 	formats := map[string]bool{}
 	dsts := map[string]bool{}
 	for _, n := range g.Nfpms {
+		if !slices.Equal(n.IDs, []string{"regctl", "regctl-scan"}) {
+			t.Errorf("nfpms ids = %v: both binaries ship together", n.IDs)
+		}
 		for _, f := range n.Formats {
 			formats[f] = true
 		}
