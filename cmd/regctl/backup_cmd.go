@@ -113,7 +113,7 @@ S3-compatible servers). Exit 0 when every repository was backed up, 1 on partial
 	fl.StringVar(&to, "to", "", "destination: a directory, file://PATH or s3://bucket/prefix (default backup.destination)")
 	fl.StringArrayVar(&repos, "repos", nil, "repository glob to back up, * matches anything (repeatable; default all)")
 	fl.StringVar(&storageClass, "storage-class", "", "S3 storage class for blobs, e.g. GLACIER_IR (default backup.storage_class)")
-	fl.IntVar(&jobs, "jobs", 0, "blobs transferred in parallel (default backup.jobs, else 4)")
+	fl.IntVar(&jobs, "jobs", 0, "blobs transferred in parallel, across the repositories read at once (default backup.jobs, else 4)")
 	fl.StringVar(&metricsFile, "metrics-file", "", `write the run's Prometheus metrics here, also on failure (regctl_job_* {job="backup"}; node_exporter textfile collector)`)
 	fl.BoolVar(&verifyExisting, "verify-existing", false, "re-hash blobs the destination already has (slower; repairs damaged ones)")
 	cmd.AddCommand(newBackupListCmd(f), newBackupVerifyCmd(f), newBackupPruneCmd(f))

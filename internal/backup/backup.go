@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net/http"
 	"sort"
 	"strings"
 	"sync"
@@ -18,6 +19,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"golang.org/x/sync/errgroup"
 
@@ -97,16 +99,36 @@ func Backup(ctx context.Context, reg registry.Registry, s Store, o Options) (*Sn
 		return nil, exitcode.With(exitcode.NotFound, fmt.Errorf("no repository on %s matches %v", reg.Host(), o.Repos))
 	}
 	snap := &Snapshot{ID: start.Format("20060102T150405Z"), CreatedAt: start, Registry: reg.Name(), Host: reg.Host()}
-	for _, repo := range repos {
-		rs, st, err := backupRepo(ctx, reg, s, repo, o)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil, context.Cause(ctx)
-			}
-			o.Logger.Warn("repository not backed up", "repository", repo, "error", err)
-			snap.Incomplete = append(snap.Incomplete, repo+": "+err.Error())
+	x, err := newTransfers(reg, o.Jobs)
+	if err != nil {
+		return nil, err
+	}
+	type repoResult struct {
+		rs  *RepoSnapshot
+		st  *Stats
+		err error
+	}
+	results := make([]repoResult, len(repos))
+	var g errgroup.Group // a repository's failure is recorded, not fatal: no group context
+	g.SetLimit(repoJobs)
+	for i, repo := range repos {
+		g.Go(func() error {
+			rs, st, err := backupRepo(ctx, reg, s, repo, o, x)
+			results[i] = repoResult{rs, st, err}
+			return nil
+		})
+	}
+	_ = g.Wait()
+	if ctx.Err() != nil {
+		return nil, context.Cause(ctx)
+	}
+	for i, r := range results {
+		if r.err != nil {
+			o.Logger.Warn("repository not backed up", "repository", repos[i], "error", r.err)
+			snap.Incomplete = append(snap.Incomplete, repos[i]+": "+r.err.Error())
 			continue
 		}
+		rs, st := r.rs, r.st
 		snap.Repos = append(snap.Repos, *rs)
 		snap.Stats.Manifests += st.Manifests
 		snap.Stats.Blobs += st.Blobs
@@ -144,7 +166,45 @@ func Backup(ctx context.Context, reg registry.Registry, s Store, o Options) (*Sn
 	return snap, nil
 }
 
-func backupRepo(ctx context.Context, reg registry.Registry, s Store, repo string, o Options) (*RepoSnapshot, *Stats, error) {
+// repoJobs is how many repositories are read at once; their blob transfers share the Jobs slots.
+// Reading a repository is a chain of small requests (tags, a HEAD per tag, manifests), so several
+// at once keep the transfers busy.
+const repoJobs = 4
+
+// transfers is what the repositories of one run share: the registry's options and data-plane
+// client, the slots that bound blob transfers, and which blobs this run has already stored, so a
+// layer shared by many repositories is fetched once.
+type transfers struct {
+	opts       []remote.Option
+	data       registry.DataPlane // blobs are read through it, so only backup's own verifier hashes them
+	slots      chan struct{}
+	digests    sync.Map // digest -> *sync.Mutex: one transfer of a blob at a time
+	stored     sync.Map // digest -> struct{}: stored or checked whole by this run
+	progressMu sync.Mutex
+}
+
+func newTransfers(reg registry.Registry, jobs int) (*transfers, error) {
+	data, ok := reg.(registry.DataPlane)
+	if !ok {
+		return nil, fmt.Errorf("%s: this registry type has no data-plane client to read blobs with", reg.Name())
+	}
+	return &transfers{opts: reg.Remote(), data: data, slots: make(chan struct{}, jobs)}, nil
+}
+
+// with is the shared options bound to ctx, in a slice of its own (they are used concurrently).
+func (x *transfers) with(ctx context.Context) []remote.Option {
+	return append(x.opts[:len(x.opts):len(x.opts)], remote.WithContext(ctx))
+}
+
+// lock holds digest against concurrent transfers of the same blob.
+func (x *transfers) lock(digest string) (unlock func()) {
+	m, _ := x.digests.LoadOrStore(digest, &sync.Mutex{})
+	mu := m.(*sync.Mutex)
+	mu.Lock()
+	return mu.Unlock
+}
+
+func backupRepo(ctx context.Context, reg registry.Registry, s Store, repo string, o Options, x *transfers) (*RepoSnapshot, *Stats, error) {
 	ref, err := registry.RepositoryRef(reg, repo)
 	if err != nil {
 		return nil, nil, err
@@ -156,7 +216,7 @@ func backupRepo(ctx context.Context, reg registry.Registry, s Store, repo string
 	if err != nil {
 		return nil, nil, err
 	}
-	opts := append(reg.Remote(), remote.WithContext(ctx))
+	opts := x.with(ctx)
 	rs := &RepoSnapshot{Name: repo, Tags: map[string]string{}}
 	st := &Stats{}
 	raws := map[string][]byte{}
@@ -223,11 +283,10 @@ func backupRepo(ctx context.Context, reg registry.Registry, s Store, repo string
 	var newBytes atomic.Int64
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(o.Jobs)
-	var mu sync.Mutex
 	for _, k := range keys {
 		b := need[k]
 		g.Go(func() error {
-			copied, fixed, err := copyBlob(gctx, s, ref, b, append(reg.Remote(), remote.WithContext(gctx)), o.VerifyExisting)
+			copied, fixed, err := x.copy(gctx, s, ref, b, o.VerifyExisting)
 			if err != nil {
 				return err
 			}
@@ -243,9 +302,9 @@ func backupRepo(ctx context.Context, reg registry.Registry, s Store, repo string
 			}
 			n := done.Add(1)
 			if o.Progress != nil {
-				mu.Lock()
+				x.progressMu.Lock()
 				o.Progress(Progress{Repository: repo, Done: int(n), Total: len(keys), Bytes: newBytes.Load()})
-				mu.Unlock()
+				x.progressMu.Unlock()
 			}
 			return nil
 		})
@@ -299,11 +358,33 @@ func mediaTypeOf(raw []byte) types.MediaType {
 	return types.OCIManifestSchema1
 }
 
+// copy is copyBlob once per blob per run: a blob another repository of the run is copying is waited
+// for, and one it stored is not looked at again.
+func (x *transfers) copy(ctx context.Context, s Store, repo name.Repository, b v1.Descriptor, verifyExisting bool) (copied, repaired bool, err error) {
+	key := b.Digest.String()
+	unlock := x.lock(key)
+	defer unlock()
+	if _, ok := x.stored.Load(key); ok {
+		return false, false, nil
+	}
+	select {
+	case x.slots <- struct{}{}:
+	case <-ctx.Done():
+		return false, false, ctx.Err()
+	}
+	copied, repaired, err = copyBlob(ctx, s, repo, b, x.data, verifyExisting)
+	<-x.slots
+	if err == nil {
+		x.stored.Store(key, struct{}{})
+	}
+	return copied, repaired, err
+}
+
 // copyBlob streams one blob from the registry into the store unless the store has it whole: the
 // stored size must match (and, with verifyExisting, the content its digest), else the blob is
 // fetched again and repaired reports it. The stream is verified as it is written; a transfer that
 // breaks is retried.
-func copyBlob(ctx context.Context, s Store, repo name.Repository, b v1.Descriptor, opts []remote.Option, verifyExisting bool) (copied, repaired bool, err error) {
+func copyBlob(ctx context.Context, s Store, repo name.Repository, b v1.Descriptor, data registry.DataPlane, verifyExisting bool) (copied, repaired bool, err error) {
 	size, err := s.Size(ctx, blobKey(b.Digest))
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -333,11 +414,7 @@ func copyBlob(ctx context.Context, s Store, repo name.Repository, b v1.Descripto
 			}
 		}
 		last = func() error {
-			layer, err := remote.Layer(repo.Digest(b.Digest.String()), opts...)
-			if err != nil {
-				return err
-			}
-			rc, err := layer.Compressed()
+			rc, err := fetchBlob(ctx, data, repo, b.Digest)
 			if err != nil {
 				return err
 			}
@@ -352,6 +429,28 @@ func copyBlob(ctx context.Context, s Store, repo name.Repository, b v1.Descripto
 		}
 	}
 	return false, false, fmt.Errorf("copying %s@%s: %w", repo, b.Digest, last)
+}
+
+// fetchBlob GETs a blob through the registry's data-plane client (its auth, TLS, retries and
+// answer limits). The body is not verified here: the caller streams it through a verifier.
+func fetchBlob(ctx context.Context, data registry.DataPlane, repo name.Repository, d v1.Hash) (io.ReadCloser, error) {
+	client, err := data.DataClient(ctx, repo.Scope(transport.PullScope))
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, registry.BlobsURL(repo)+d.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
+		return nil, transport.CheckError(resp, http.StatusOK)
+	}
+	return resp.Body, nil
 }
 
 // storedIntact re-hashes a stored blob.

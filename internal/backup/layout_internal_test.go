@@ -2,7 +2,9 @@ package backup
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -59,4 +61,28 @@ func FuzzParseLock(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Blob names become durable in a batch, and always before anything else is written: a record
+// written after blobs finds their directory synced.
+func TestDirStoreSyncsBlobDirectoriesBeforeAnythingElse(t *testing.T) {
+	ctx := context.Background()
+	d, err := newDirStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"blobs/sha256/aa", "blobs/sha256/bb"} {
+		if err := d.Put(ctx, k, strings.NewReader(k), int64(len(k))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(d.unsynced) != 1 || !d.unsynced[filepath.Join(d.root, "blobs", "sha256")] {
+		t.Fatalf("pending directory syncs after two blobs: %v", d.unsynced)
+	}
+	if err := d.Put(ctx, "snapshots/x.json", strings.NewReader("{}"), 2); err != nil {
+		t.Fatal(err)
+	}
+	if len(d.unsynced) != 0 {
+		t.Fatalf("a record was written before the blob directories were synced: %v", d.unsynced)
+	}
 }

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/regctl-dev/regctl/internal/fsutil"
@@ -69,7 +70,16 @@ func Open(ctx context.Context, dest, storageClass string) (Store, error) {
 	return newDirStore(dest)
 }
 
-type dirStore struct{ root string }
+// dirStore keeps the layout in a directory. Blobs are written with their content synced but their
+// directory not: before anything else is written (a snapshot record, the index), every directory a
+// blob went into is synced, so a record never names a blob a power cut could take back, and a run
+// syncs blobs/sha256 once instead of once per blob.
+type dirStore struct {
+	root string
+
+	mu       sync.Mutex
+	unsynced map[string]bool // directories holding blobs renamed into place since the last sync
+}
 
 func newDirStore(root string) (*dirStore, error) {
 	abs, err := filepath.Abs(root)
@@ -99,7 +109,35 @@ func (d *dirStore) Put(ctx context.Context, key string, r io.Reader, _ int64) er
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return err
 	}
+	if strings.HasPrefix(key, "blobs/") {
+		if err := fsutil.WriteAtomicDirUnsynced(p, ctxReader{ctx, r}, 0o644); err != nil {
+			return err
+		}
+		d.mu.Lock()
+		if d.unsynced == nil {
+			d.unsynced = map[string]bool{}
+		}
+		d.unsynced[filepath.Dir(p)] = true
+		d.mu.Unlock()
+		return nil
+	}
+	if err := d.syncBlobDirs(); err != nil {
+		return err
+	}
 	return fsutil.WriteAtomic(p, ctxReader{ctx, r}, 0o644)
+}
+
+// syncBlobDirs makes the names of the blobs written so far durable.
+func (d *dirStore) syncBlobDirs() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for dir := range d.unsynced {
+		if err := fsutil.SyncDir(dir); err != nil {
+			return err
+		}
+		delete(d.unsynced, dir)
+	}
+	return nil
 }
 
 func (d *dirStore) Get(_ context.Context, key string) (io.ReadCloser, error) {

@@ -179,6 +179,18 @@ func (o *OCI) listClient(ctx context.Context, reg name.Registry, scope string) (
 	return o.client(ctx, reg, []string{scope})
 }
 
+// DataPlane is a registry's own authorised data-plane client; every backend has one through its
+// embedded OCI. For callers that speak the distribution protocol themselves (replicate's writes,
+// backup's blob reads).
+type DataPlane interface {
+	DataClient(ctx context.Context, scopes ...string) (*http.Client, error)
+}
+
+// BlobsURL is the base URL of repo's blobs: BlobsURL(repo) + digest names one.
+func BlobsURL(repo name.Repository) string {
+	return repo.Registry.Scheme() + "://" + repo.RegistryStr() + "/v2/" + repo.RepositoryStr() + "/blobs/"
+}
+
 // DataClient returns an HTTP client for the registry's data plane (/v2/...), authorised for the
 // scopes (e.g. a repository's push scope and another's pull scope, for a cross-repository mount),
 // over the registry's own transport: its TLS settings, retries and answer limits. One per scope set,

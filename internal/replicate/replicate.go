@@ -274,9 +274,9 @@ type run struct {
 	present    map[string]bool // dst "repo@digest" manifests known to be complete
 	newRepos   map[string]bool // dst repositories that did not exist when this run started
 
-	dstData        dataClienter   // the destination's data-plane client (every backend embeds registry.OCI)
-	srcRefs        *remote.Puller // the source's referrers API, without the fallback tags (copied as tags)
-	noReferrersAPI atomic.Bool    // the source answered that it has no referrers API
+	dstData        registry.DataPlane // the destination's data-plane client (every backend embeds registry.OCI)
+	srcRefs        *remote.Puller     // the source's referrers API, without the fallback tags (copied as tags)
+	noReferrersAPI atomic.Bool        // the source answered that it has no referrers API
 }
 
 func newRun(ctx context.Context, src, dst registry.Registry, o Options) (*run, error) {
@@ -298,7 +298,7 @@ func newRun(ctx context.Context, src, dst registry.Registry, o Options) (*run, e
 	}
 	r := &run{src: src, dst: dst, o: o, srcPull: srcPull, srcRefs: srcRefs, dstPull: dstPull, dstPush: dstPush,
 		blobSem: make(chan struct{}, o.Jobs), present: map[string]bool{}, newRepos: map[string]bool{}}
-	dc, ok := dst.(dataClienter)
+	dc, ok := dst.(registry.DataPlane)
 	if !ok {
 		return nil, fmt.Errorf("%s (%s) has no data-plane client to write with", dst.Name(), dst.Type())
 	}

@@ -14,13 +14,9 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
-)
 
-// dataClienter is the registry's own authorised data-plane client; every backend has one through
-// registry.OCI.
-type dataClienter interface {
-	DataClient(ctx context.Context, scopes ...string) (*http.Client, error)
-}
+	"github.com/regctl-dev/regctl/internal/registry"
+)
 
 // The distribution protocol spoken directly rather than through go-containerregistry's writer,
 // because on a registry-to-registry copy the request count is the cost: a blob goes up in two
@@ -29,10 +25,6 @@ type dataClienter interface {
 // is not asked whether it has a blob. Manifests with a subject still go through
 // go-containerregistry, which keeps the referrers fallback tag of a destination without the
 // referrers API up to date.
-
-func blobsURL(repo name.Repository) string {
-	return repo.Registry.Scheme() + "://" + repo.RegistryStr() + "/v2/" + repo.RepositoryStr() + "/blobs/"
-}
 
 // uploadBlob puts b into dst: mounted from mountFrom (a destination repository holding it) when
 // given, else streamed from the source. sent reports that bytes went over the wire, mounted that
@@ -46,7 +38,7 @@ func (r *run) uploadBlob(ctx context.Context, srcRef, dst name.Repository, b v1.
 	if err != nil {
 		return false, false, err
 	}
-	base := blobsURL(dst)
+	base := registry.BlobsURL(dst)
 	if checkExisting && mountFrom == "" {
 		resp, err := do(ctx, client, http.MethodHead, base+b.Digest.String(), nil, 0, "")
 		if err != nil {

@@ -1,0 +1,188 @@
+package backup_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/regctl-dev/regctl/internal/backup"
+	"github.com/regctl-dev/regctl/internal/localreg/localregtest"
+	"github.com/regctl-dev/regctl/internal/sample"
+)
+
+// Repositories are read in parallel, yet a layer they share is fetched once in the run, every
+// other blob once, and the registry is pinged a bounded number of times per repository.
+func TestParallelRepositoriesFetchEachBlobOnce(t *testing.T) {
+	var mu sync.Mutex
+	blobGets := map[string]int{}
+	pings := 0
+	srv := localregtest.Start(t, localregtest.Options{Wrap: func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/") {
+				blobGets[r.URL.Path[strings.LastIndex(r.URL.Path, "/")+1:]]++
+			}
+			if r.URL.Path == "/v2/" {
+				pings++
+			}
+			mu.Unlock()
+			h.ServeHTTP(w, r)
+		})
+	}})
+	reg := open(t, srv.Host)
+	ctx := context.Background()
+	const repos, tags = 8, 3
+	names, err := sample.SharedBase(ctx, srv.Host, true, repos, tags, 1, 0, reg.Remote()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	clear(blobGets)
+	pings = 0
+	mu.Unlock()
+	s, _ := backup.Open(ctx, t.TempDir(), "")
+	snap, err := backup.Backup(ctx, reg, s, backup.Options{Now: at(day0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(snap.Repos) != repos || snap.Images() != repos*tags {
+		t.Fatalf("snapshot: %d repositories, %d images", len(snap.Repos), snap.Images())
+	}
+	// The base layer is in every repository and must have come over once.
+	base := firstLayer(t, srv.Host+"/"+names[0]+":v0")
+	mu.Lock()
+	defer mu.Unlock()
+	if blobGets[base] != 1 {
+		t.Errorf("the shared base layer was fetched %d times", blobGets[base])
+	}
+	for d, n := range blobGets {
+		if n != 1 {
+			t.Errorf("blob %s fetched %d times", d, n)
+		}
+	}
+	if stored, _ := s.List(ctx, "blobs/"); len(stored) < len(blobGets) {
+		t.Errorf("%d blobs fetched, %d stored", len(blobGets), len(stored))
+	}
+	// One client for the manifests and one for the blobs per repository, and the listing's.
+	if pings > 2*repos+2 {
+		t.Errorf("%d pings of /v2/ for %d repositories: clients are made per request", pings, repos)
+	}
+}
+
+func firstLayer(t *testing.T, ref string) string {
+	t.Helper()
+	r, err := name.ParseReference(ref, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := remote.Image(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := img.Manifest()
+	if err != nil || len(m.Layers) == 0 {
+		t.Fatalf("manifest of %s: %v", ref, err)
+	}
+	return m.Layers[0].Digest.String()
+}
+
+// A registry that serves a layer with the wrong bytes (same length) or cuts it short gets that
+// repository reported incomplete: nothing is stored under the layer's digest, the other
+// repositories are backed up, and the record holds only them.
+func TestTamperedOrTruncatedBlobIsNeverStored(t *testing.T) {
+	for _, mode := range []string{"tampered", "truncated"} {
+		t.Run(mode, func(t *testing.T) {
+			var victim string
+			var mu sync.Mutex
+			srv := localregtest.Start(t, localregtest.Options{Wrap: func(h http.Handler) http.Handler {
+				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					mu.Lock()
+					bad := victim != "" && r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/blobs/"+victim)
+					mu.Unlock()
+					if !bad {
+						h.ServeHTTP(w, r)
+						return
+					}
+					rec := httptest.NewRecorder()
+					h.ServeHTTP(rec, r)
+					body := rec.Body.Bytes()
+					for k, v := range rec.Header() {
+						w.Header()[k] = v
+					}
+					w.WriteHeader(rec.Code)
+					if mode == "tampered" {
+						body = bytes.Clone(body)
+						body[len(body)/2] ^= 0xff
+						w.Write(body)
+						return
+					}
+					// Half the body, then the connection goes: the client sees an unexpected EOF.
+					w.Write(body[:len(body)/2])
+					if hj, ok := w.(http.Hijacker); ok {
+						if c, _, err := hj.Hijack(); err == nil {
+							c.Close()
+						}
+					}
+				})
+			}})
+			reg := open(t, srv.Host)
+			ctx := context.Background()
+			names, err := sample.SharedBase(ctx, srv.Host, true, 2, 1, 0, 1, reg.Remote()...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The own layer of the second repository (the base is empty-sized: 0 MiB).
+			layer := ownLayer(t, srv.Host+"/"+names[1]+":v0")
+			mu.Lock()
+			victim = layer
+			mu.Unlock()
+			s, _ := backup.Open(ctx, t.TempDir(), "")
+			snap, err := backup.Backup(ctx, reg, s, backup.Options{Now: at(day0)})
+			if err == nil || snap == nil || len(snap.Incomplete) != 1 || !strings.Contains(snap.Incomplete[0], names[1]) {
+				t.Fatalf("want a partial backup naming %s: %v %+v", names[1], err, snap)
+			}
+			if mode == "tampered" && !errors.Is(err, backup.ErrDigestMismatch) && !strings.Contains(err.Error(), "does not match its digest") {
+				t.Errorf("error does not say the digest is wrong: %v", err)
+			}
+			if len(snap.Repos) != 1 || snap.Repos[0].Name != names[0] {
+				t.Errorf("the good repository: %+v", snap.Repos)
+			}
+			if _, err := s.Size(ctx, "blobs/"+strings.Replace(layer, ":", "/", 1)); err == nil {
+				t.Errorf("the %s blob %s was stored", mode, layer)
+			}
+			rc, err := s.Get(ctx, "snapshots/"+snap.ID+".json")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var record backup.Snapshot
+			err = json.NewDecoder(rc).Decode(&record)
+			rc.Close()
+			if err != nil || len(record.Repos) != 1 || record.Repos[0].Name != names[0] {
+				t.Errorf("the stored record: %v %+v", err, record.Repos)
+			}
+		})
+	}
+}
+
+func ownLayer(t *testing.T, ref string) string {
+	t.Helper()
+	r, _ := name.ParseReference(ref, name.Insecure)
+	img, err := remote.Image(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := img.Manifest()
+	if err != nil || len(m.Layers) == 0 {
+		t.Fatalf("manifest of %s: %v", ref, err)
+	}
+	return m.Layers[len(m.Layers)-1].Digest.String()
+}
