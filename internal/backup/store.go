@@ -101,7 +101,7 @@ func (d *dirStore) path(key string) (string, error) {
 	return filepath.Join(d.root, filepath.FromSlash(clean[1:])), nil
 }
 
-func (d *dirStore) Put(ctx context.Context, key string, r io.Reader, _ int64) error {
+func (d *dirStore) Put(ctx context.Context, key string, r io.Reader, size int64) error {
 	p, err := d.path(key)
 	if err != nil {
 		return err
@@ -110,7 +110,7 @@ func (d *dirStore) Put(ctx context.Context, key string, r io.Reader, _ int64) er
 		return err
 	}
 	if strings.HasPrefix(key, "blobs/") {
-		if err := fsutil.WriteAtomicDirUnsynced(p, ctxReader{ctx, r}, 0o644); err != nil {
+		if err := fsutil.WriteAtomicDirUnsynced(p, ctxReader{ctx, r}, size, 0o644); err != nil {
 			return err
 		}
 		d.mu.Lock()

@@ -21,19 +21,32 @@ func WriteFileAtomic(path string, data []byte, mode os.FileMode) error {
 // WriteAtomic is WriteFileAtomic for a stream: if reading r fails (a digest mismatch, a broken
 // source), nothing is written at path.
 func WriteAtomic(path string, r io.Reader, mode os.FileMode) error {
-	if err := WriteAtomicDirUnsynced(path, r, mode); err != nil {
+	if err := WriteAtomicDirUnsynced(path, r, -1, mode); err != nil {
 		return err
 	}
 	return SyncDir(filepath.Dir(path))
 }
 
-const copyBufferSize = 256 << 10
+// copyBuffer sizes the copy buffer to what is written: a large blob goes in a tenth of io.Copy's
+// system calls, a small file does not pay for (and the collector does not sweep) a large buffer.
+func copyBuffer(size int64) []byte {
+	switch {
+	case size < 0:
+		return make([]byte, 32<<10)
+	case size < 4<<10:
+		return make([]byte, 4<<10)
+	case size > 256<<10:
+		return make([]byte, 256<<10)
+	}
+	return make([]byte, size+1) // +1: the read that sees the end needs room
+}
 
 // WriteAtomicDirUnsynced is WriteAtomic without syncing the directory: the content is synced before
 // the rename, so the name never shows a partial file, but the name itself is durable only once the
 // caller has synced the directory (SyncDir), which it must do before writing anything that refers
-// to the file. Many files in one directory then cost one directory sync.
-func WriteAtomicDirUnsynced(path string, r io.Reader, mode os.FileMode) error {
+// to the file. Many files in one directory then cost one directory sync. size is what r holds, if
+// known (-1 if not); it only sizes the copy buffer.
+func WriteAtomicDirUnsynced(path string, r io.Reader, size int64, mode os.FileMode) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-")
 	if err != nil {
 		return err
@@ -43,9 +56,8 @@ func WriteAtomicDirUnsynced(path string, r io.Reader, mode os.FileMode) error {
 		tmp.Close()
 		return err
 	}
-	// A larger buffer than io.Copy's 32 KiB: a blob is written in a tenth of the system calls. The
-	// wrapper hides *os.File's ReadFrom, which would pick its own small buffer.
-	if _, err := io.CopyBuffer(struct{ io.Writer }{tmp}, r, make([]byte, copyBufferSize)); err != nil {
+	// The wrapper hides *os.File's ReadFrom, which would pick its own 32 KiB buffer.
+	if _, err := io.CopyBuffer(struct{ io.Writer }{tmp}, r, copyBuffer(size)); err != nil {
 		tmp.Close()
 		return err
 	}
