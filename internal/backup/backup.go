@@ -103,6 +103,14 @@ func Backup(ctx context.Context, reg registry.Registry, s Store, o Options) (*Sn
 	if err != nil {
 		return nil, err
 	}
+	// Only a hint of which tags are known (see backupRepo): a store whose records cannot be read
+	// is reported when the index is written, as before.
+	if snaps, err := Snapshots(ctx, s); err == nil && len(snaps) > 0 {
+		x.previous = map[string]map[string]string{}
+		for _, r := range snaps[len(snaps)-1].Repos {
+			x.previous[r.Name] = r.Tags
+		}
+	}
 	type repoResult struct {
 		rs  *RepoSnapshot
 		st  *Stats
@@ -171,10 +179,12 @@ func Backup(ctx context.Context, reg registry.Registry, s Store, o Options) (*Sn
 // at once keep the transfers busy.
 const repoJobs = 4
 
-// transfers is what the repositories of one run share: the registry's options and data-plane
-// client, the slots that bound blob transfers, and which blobs this run has already stored, so a
+// transfers is what the repositories of one run share: the last snapshot's tags, the registry's
+// options and data-plane client, the slots that bound blob transfers, and which blobs this run has already stored, so a
 // layer shared by many repositories is fetched once.
 type transfers struct {
+	// previous is the last snapshot's tags by repository: which tags are known.
+	previous   map[string]map[string]string
 	opts       []remote.Option
 	data       registry.DataPlane // blobs are read through it, so only backup's own verifier hashes them
 	slots      chan struct{}
@@ -221,17 +231,21 @@ func backupRepo(ctx context.Context, reg registry.Registry, s Store, repo string
 	st := &Stats{}
 	raws := map[string][]byte{}
 	var descs []Descriptor
-	var walk func(d v1.Hash, mt types.MediaType) error
-	walk = func(d v1.Hash, mt types.MediaType) error {
+	var walk func(d v1.Hash, mt types.MediaType, raw []byte) error
+	// walk records manifest d and what it reaches; raw is its content when already fetched.
+	walk = func(d v1.Hash, mt types.MediaType, raw []byte) error {
 		if _, seen := raws[d.String()]; seen {
 			return nil
 		}
-		raw, gotMT, err := manifestRaw(ctx, s, ref, d, opts)
-		if err != nil {
-			return err
-		}
-		if mt == "" {
-			mt = gotMT
+		if raw == nil {
+			fetched, gotMT, err := manifestRaw(ctx, s, ref, d, opts)
+			if err != nil {
+				return err
+			}
+			raw = fetched
+			if mt == "" {
+				mt = gotMT
+			}
 		}
 		raws[d.String()] = raw
 		descs = append(descs, Descriptor{Digest: d.String(), MediaType: mt, Size: int64(len(raw))})
@@ -240,13 +254,33 @@ func backupRepo(ctx context.Context, reg registry.Registry, s Store, repo string
 			return fmt.Errorf("%s@%s: %w", repo, d, err)
 		}
 		for _, c := range children {
-			if err := walk(c.Digest, c.MediaType); err != nil {
+			if err := walk(c.Digest, c.MediaType, nil); err != nil {
 				return err
 			}
 		}
 		return nil
 	}
 	for _, t := range tags {
+		if _, known := x.previous[repo][t]; !known {
+			// A tag the last snapshot did not have: its manifest is needed anyway, so it is fetched
+			// by tag in one GET instead of a HEAD and a GET by digest. A known tag gets a HEAD, which
+			// is all an unchanged one costs (and does not count as a pull where registries meter them).
+			desc, err := remote.Get(ref.Tag(t), opts...)
+			if err != nil {
+				if registry.IsNotFound(err) {
+					continue // deleted since the listing
+				}
+				return nil, nil, fmt.Errorf("%s:%s: %w", repo, t, err)
+			}
+			if err := putManifest(ctx, s, desc.Digest, desc.Manifest); err != nil {
+				return nil, nil, fmt.Errorf("%s:%s: %w", repo, t, err)
+			}
+			rs.Tags[t] = desc.Digest.String()
+			if err := walk(desc.Digest, desc.MediaType, desc.Manifest); err != nil {
+				return nil, nil, err
+			}
+			continue
+		}
 		desc, err := remote.Head(ref.Tag(t), opts...)
 		if err != nil {
 			if registry.IsNotFound(err) {
@@ -255,7 +289,7 @@ func backupRepo(ctx context.Context, reg registry.Registry, s Store, repo string
 			return nil, nil, fmt.Errorf("%s:%s: %w", repo, t, err)
 		}
 		rs.Tags[t] = desc.Digest.String()
-		if err := walk(desc.Digest, desc.MediaType); err != nil {
+		if err := walk(desc.Digest, desc.MediaType, nil); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -341,6 +375,14 @@ func manifestRaw(ctx context.Context, s Store, repo name.Repository, d v1.Hash, 
 		return nil, "", fmt.Errorf("%s@%s: %w", repo, d, err)
 	}
 	return raw, desc.MediaType, nil
+}
+
+// putManifest stores a manifest fetched by tag under its digest, unless the store has it.
+func putManifest(ctx context.Context, s Store, d v1.Hash, raw []byte) error {
+	if ok, err := exists(ctx, s, blobKey(d)); err != nil || ok {
+		return err
+	}
+	return s.Put(ctx, blobKey(d), newVerifier(bytes.NewReader(raw), d, int64(len(raw))), int64(len(raw)))
 }
 
 func mediaTypeOf(raw []byte) types.MediaType {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -24,7 +25,7 @@ import (
 func TestParallelRepositoriesFetchEachBlobOnce(t *testing.T) {
 	var mu sync.Mutex
 	blobGets := map[string]int{}
-	pings := 0
+	pings, manifestHeads, manifestGets := 0, 0, 0
 	srv := localregtest.Start(t, localregtest.Options{Wrap: func(h http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			mu.Lock()
@@ -33,6 +34,14 @@ func TestParallelRepositoriesFetchEachBlobOnce(t *testing.T) {
 			}
 			if r.URL.Path == "/v2/" {
 				pings++
+			}
+			if strings.Contains(r.URL.Path, "/manifests/") {
+				switch r.Method {
+				case http.MethodHead:
+					manifestHeads++
+				case http.MethodGet:
+					manifestGets++
+				}
 			}
 			mu.Unlock()
 			h.ServeHTTP(w, r)
@@ -45,9 +54,11 @@ func TestParallelRepositoriesFetchEachBlobOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The base layer is in every repository and must come over once.
+	base := firstLayer(t, srv.Host+"/"+names[0]+":v0")
 	mu.Lock()
 	clear(blobGets)
-	pings = 0
+	pings, manifestHeads, manifestGets = 0, 0, 0
 	mu.Unlock()
 	s, _ := backup.Open(ctx, t.TempDir(), "")
 	snap, err := backup.Backup(ctx, reg, s, backup.Options{Now: at(day0)})
@@ -57,8 +68,6 @@ func TestParallelRepositoriesFetchEachBlobOnce(t *testing.T) {
 	if len(snap.Repos) != repos || snap.Images() != repos*tags {
 		t.Fatalf("snapshot: %d repositories, %d images", len(snap.Repos), snap.Images())
 	}
-	// The base layer is in every repository and must have come over once.
-	base := firstLayer(t, srv.Host+"/"+names[0]+":v0")
 	mu.Lock()
 	defer mu.Unlock()
 	if blobGets[base] != 1 {
@@ -75,6 +84,21 @@ func TestParallelRepositoriesFetchEachBlobOnce(t *testing.T) {
 	// One client for the manifests and one for the blobs per repository, and the listing's.
 	if pings > 2*repos+2 {
 		t.Errorf("%d pings of /v2/ for %d repositories: clients are made per request", pings, repos)
+	}
+	// New tags: one GET each by tag, no HEAD.
+	if manifestHeads != 0 || manifestGets != repos*tags {
+		t.Errorf("first run: %d manifest HEADs, %d GETs; want 0 and %d", manifestHeads, manifestGets, repos*tags)
+	}
+	// Known tags: one HEAD each, nothing fetched.
+	clear(blobGets)
+	manifestHeads, manifestGets = 0, 0
+	mu.Unlock()
+	if _, err := backup.Backup(ctx, reg, s, backup.Options{Now: at(day0.Add(time.Hour))}); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	if manifestHeads != repos*tags || manifestGets != 0 || len(blobGets) != 0 {
+		t.Errorf("unchanged run: %d manifest HEADs, %d GETs, %d blobs fetched; want %d, 0, 0", manifestHeads, manifestGets, len(blobGets), repos*tags)
 	}
 }
 
