@@ -55,7 +55,7 @@ func TestParallelRepositoriesFetchEachBlobOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The base layer is in every repository and must come over once.
-	base := firstLayer(t, srv.Host+"/"+names[0]+":v0")
+	base := layerDigests(t, srv.Host+"/"+names[0]+":v0")[0]
 	mu.Lock()
 	clear(blobGets)
 	pings, manifestHeads, manifestGets = 0, 0, 0
@@ -102,7 +102,8 @@ func TestParallelRepositoriesFetchEachBlobOnce(t *testing.T) {
 	}
 }
 
-func firstLayer(t *testing.T, ref string) string {
+// layerDigests lists the layers of the image ref names.
+func layerDigests(t *testing.T, ref string) []string {
 	t.Helper()
 	r, err := name.ParseReference(ref, name.Insecure)
 	if err != nil {
@@ -116,7 +117,11 @@ func firstLayer(t *testing.T, ref string) string {
 	if err != nil || len(m.Layers) == 0 {
 		t.Fatalf("manifest of %s: %v", ref, err)
 	}
-	return m.Layers[0].Digest.String()
+	var out []string
+	for _, l := range m.Layers {
+		out = append(out, l.Digest.String())
+	}
+	return out
 }
 
 // A registry that serves a layer with the wrong bytes (same length) or cuts it short gets that
@@ -165,7 +170,8 @@ func TestTamperedOrTruncatedBlobIsNeverStored(t *testing.T) {
 				t.Fatal(err)
 			}
 			// The own layer of the second repository (the base is empty-sized: 0 MiB).
-			layer := ownLayer(t, srv.Host+"/"+names[1]+":v0")
+			layers := layerDigests(t, srv.Host+"/"+names[1]+":v0")
+			layer := layers[len(layers)-1]
 			mu.Lock()
 			victim = layer
 			mu.Unlock()
@@ -195,18 +201,4 @@ func TestTamperedOrTruncatedBlobIsNeverStored(t *testing.T) {
 			}
 		})
 	}
-}
-
-func ownLayer(t *testing.T, ref string) string {
-	t.Helper()
-	r, _ := name.ParseReference(ref, name.Insecure)
-	img, err := remote.Image(r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := img.Manifest()
-	if err != nil || len(m.Layers) == 0 {
-		t.Fatalf("manifest of %s: %v", ref, err)
-	}
-	return m.Layers[len(m.Layers)-1].Digest.String()
 }
