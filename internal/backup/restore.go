@@ -73,7 +73,7 @@ func Restore(ctx context.Context, s Store, snap *Snapshot, reg registry.Registry
 	defer release()
 	var failed []error
 	for _, rs := range snap.Repos {
-		if !MatchRepo(o.Repos, rs.Name) {
+		if !registry.MatchAny(o.Repos, rs.Name) {
 			continue
 		}
 		res.Repositories = append(res.Repositories, rs.Name)

@@ -3,7 +3,6 @@ package registry
 import (
 	"context"
 	"fmt"
-	"regexp"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -157,19 +156,39 @@ func looksLikeHost(s string) bool {
 var _ authn.ContextKeychain = staticKeychain{}
 
 // MatchAny reports whether s matches any of the globs, or true when there are none. "*" matches any
-// run of characters, "/" included, so "game-server/*" selects every repository under game-server/.
+// run of characters, "/" included, so "game-server/*" selects every repository under game-server/;
+// every other character matches itself.
 func MatchAny(globs []string, s string) bool {
 	if len(globs) == 0 {
 		return true
 	}
 	for _, g := range globs {
-		if globRE(g).MatchString(s) {
+		if matchGlob(g, s) {
 			return true
 		}
 	}
 	return false
 }
 
-func globRE(g string) *regexp.Regexp {
-	return regexp.MustCompile("^" + strings.ReplaceAll(regexp.QuoteMeta(g), `\*`, ".*") + "$")
+// matchGlob matches s against g's literal parts in order: the first at the start, the last at the
+// end, each one between at its leftmost place after the one before (enough when "*" is the only
+// wildcard).
+func matchGlob(g, s string) bool {
+	parts := strings.Split(g, "*")
+	if len(parts) == 1 {
+		return g == s
+	}
+	first, last := parts[0], parts[len(parts)-1]
+	if len(s) < len(first)+len(last) || !strings.HasPrefix(s, first) || !strings.HasSuffix(s, last) {
+		return false
+	}
+	s = s[len(first) : len(s)-len(last)]
+	for _, p := range parts[1 : len(parts)-1] {
+		i := strings.Index(s, p)
+		if i < 0 {
+			return false
+		}
+		s = s[i+len(p):]
+	}
+	return true
 }
