@@ -63,9 +63,6 @@ func (o *Options) defaults() {
 	}
 }
 
-// MatchRepo reports whether repo matches any glob (all repos when there are none).
-func MatchRepo(globs []string, repo string) bool { return registry.MatchAny(globs, repo) }
-
 // Backup copies every selected repository of reg into the store and records a snapshot. Blobs the
 // store already has are not transferred again. The snapshot record, then index.json, are written
 // last, after everything they reference: an interrupted run leaves earlier snapshots untouched and
@@ -91,7 +88,7 @@ func Backup(ctx context.Context, reg registry.Registry, s Store, o Options) (*Sn
 	}
 	var repos []string
 	for _, r := range all {
-		if MatchRepo(o.Repos, r) {
+		if registry.MatchAny(o.Repos, r) {
 			repos = append(repos, r)
 		}
 	}
@@ -103,11 +100,13 @@ func Backup(ctx context.Context, reg registry.Registry, s Store, o Options) (*Sn
 	if err != nil {
 		return nil, err
 	}
-	// Only a hint of which tags are known (see backupRepo): a store whose records cannot be read
-	// is reported when the index is written, as before.
-	if snaps, err := Snapshots(ctx, s); err == nil && len(snaps) > 0 {
+	// The records as they are (the exclusive lock keeps them so): the last one says which tags are
+	// known (see backupRepo), and with the new record they make the index. A store whose records
+	// cannot be read is reported once the new snapshot is safe, as before.
+	prior, priorErr := Snapshots(ctx, s)
+	if priorErr == nil && len(prior) > 0 {
 		x.previous = map[string]map[string]string{}
-		for _, r := range snaps[len(snaps)-1].Repos {
+		for _, r := range prior[len(prior)-1].Repos {
 			x.previous[r.Name] = r.Tags
 		}
 	}
@@ -161,11 +160,10 @@ func Backup(ctx context.Context, reg registry.Registry, s Store, o Options) (*Sn
 	if err := putJSON(ctx, s, recordKey(snap.ID), snap); err != nil {
 		return nil, fmt.Errorf("writing the snapshot record: %w", err)
 	}
-	snaps, err := Snapshots(ctx, s)
-	if err != nil {
-		return nil, err
+	if priorErr != nil {
+		return nil, priorErr
 	}
-	if err := writeIndex(ctx, s, snaps); err != nil {
+	if err := writeIndex(ctx, s, sortSnapshots(append(prior, snap))); err != nil {
 		return nil, fmt.Errorf("writing index.json: %w", err)
 	}
 	if len(snap.Incomplete) > 0 {
@@ -232,12 +230,16 @@ func backupRepo(ctx context.Context, reg registry.Registry, s Store, repo string
 	raws := map[string][]byte{}
 	var descs []Descriptor
 	var walk func(d v1.Hash, mt types.MediaType, raw []byte) error
-	// walk records manifest d and what it reaches; raw is its content when already fetched.
+	// walk stores and records manifest d and what it reaches; raw is its content when already fetched.
 	walk = func(d v1.Hash, mt types.MediaType, raw []byte) error {
 		if _, seen := raws[d.String()]; seen {
 			return nil
 		}
-		if raw == nil {
+		if raw != nil {
+			if err := putManifest(ctx, s, d, raw); err != nil {
+				return fmt.Errorf("%s@%s: %w", repo, d, err)
+			}
+		} else {
 			fetched, gotMT, err := manifestRaw(ctx, s, ref, d, opts)
 			if err != nil {
 				return err
@@ -261,27 +263,18 @@ func backupRepo(ctx context.Context, reg registry.Registry, s Store, repo string
 		return nil
 	}
 	for _, t := range tags {
-		if _, known := x.previous[repo][t]; !known {
-			// A tag the last snapshot did not have: its manifest is needed anyway, so it is fetched
-			// by tag in one GET instead of a HEAD and a GET by digest. A known tag gets a HEAD, which
-			// is all an unchanged one costs (and does not count as a pull where registries meter them).
-			desc, err := remote.Get(ref.Tag(t), opts...)
-			if err != nil {
-				if registry.IsNotFound(err) {
-					continue // deleted since the listing
-				}
-				return nil, nil, fmt.Errorf("%s:%s: %w", repo, t, err)
-			}
-			if err := putManifest(ctx, s, desc.Digest, desc.Manifest); err != nil {
-				return nil, nil, fmt.Errorf("%s:%s: %w", repo, t, err)
-			}
-			rs.Tags[t] = desc.Digest.String()
-			if err := walk(desc.Digest, desc.MediaType, desc.Manifest); err != nil {
-				return nil, nil, err
-			}
-			continue
+		// A tag the last snapshot had gets a HEAD, which is all an unchanged one costs (and does not
+		// count as a pull where registries meter them). A new tag's manifest is needed anyway, so it
+		// is fetched by tag in one GET instead of a HEAD and a GET by digest.
+		var desc *v1.Descriptor
+		var raw []byte
+		if _, known := x.previous[repo][t]; known {
+			desc, err = remote.Head(ref.Tag(t), opts...)
+		} else if got, gerr := remote.Get(ref.Tag(t), opts...); gerr == nil {
+			desc, raw = &got.Descriptor, got.Manifest
+		} else {
+			err = gerr
 		}
-		desc, err := remote.Head(ref.Tag(t), opts...)
 		if err != nil {
 			if registry.IsNotFound(err) {
 				continue // deleted since the listing
@@ -289,7 +282,7 @@ func backupRepo(ctx context.Context, reg registry.Registry, s Store, repo string
 			return nil, nil, fmt.Errorf("%s:%s: %w", repo, t, err)
 		}
 		rs.Tags[t] = desc.Digest.String()
-		if err := walk(desc.Digest, desc.MediaType, nil); err != nil {
+		if err := walk(desc.Digest, desc.MediaType, raw); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -370,11 +363,10 @@ func manifestRaw(ctx context.Context, s Store, repo name.Repository, d v1.Hash, 
 	if err != nil {
 		return nil, "", fmt.Errorf("%s@%s: %w", repo, d, err)
 	}
-	raw := desc.Manifest
-	if err := s.Put(ctx, blobKey(d), newVerifier(bytes.NewReader(raw), d, int64(len(raw))), int64(len(raw))); err != nil {
+	if err := storeManifest(ctx, s, d, desc.Manifest); err != nil {
 		return nil, "", fmt.Errorf("%s@%s: %w", repo, d, err)
 	}
-	return raw, desc.MediaType, nil
+	return desc.Manifest, desc.MediaType, nil
 }
 
 // putManifest stores a manifest fetched by tag under its digest, unless the store has it.
@@ -382,6 +374,11 @@ func putManifest(ctx context.Context, s Store, d v1.Hash, raw []byte) error {
 	if ok, err := exists(ctx, s, blobKey(d)); err != nil || ok {
 		return err
 	}
+	return storeManifest(ctx, s, d, raw)
+}
+
+// storeManifest stores raw under d, verified against it.
+func storeManifest(ctx context.Context, s Store, d v1.Hash, raw []byte) error {
 	return s.Put(ctx, blobKey(d), newVerifier(bytes.NewReader(raw), d, int64(len(raw))), int64(len(raw)))
 }
 

@@ -213,8 +213,13 @@ func Snapshots(ctx context.Context, s Store) ([]*Snapshot, error) {
 		}
 		out = append(out, &snap)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	return out, nil
+	return sortSnapshots(out), nil
+}
+
+// sortSnapshots orders snapshots oldest first (ids are their UTC start times).
+func sortSnapshots(snaps []*Snapshot) []*Snapshot {
+	sort.Slice(snaps, func(i, j int) bool { return snaps[i].ID < snaps[j].ID })
+	return snaps
 }
 
 // FindSnapshot returns the snapshot with id ("latest" or "" for the newest).
