@@ -25,8 +25,6 @@ import (
 // The full build: trivy is linked in and the scan commands run in this process. This is what
 // regctl-scan is, and what a plain `go build ./cmd/regctl` gives.
 
-const buildHasScanner = true
-
 // builtInScanner is the scanner this build has.
 func builtInScanner() scanner { return inProcessScanner{} }
 
@@ -38,13 +36,12 @@ func prepareLibraries() { tlog.InitLogger(false, true) }
 type inProcessScanner struct{}
 
 func (inProcessScanner) scan(cmd *cobra.Command, f *Factory, sf *scanFlags, images []string) error {
+	out, err := runScan(cmd, f, sf, images, f.IO.Out, f.IO.OutTTY)
 	if sf.outcomeFile == "" {
-		_, err := runScan(cmd, f, sf, images, f.IO.Out, f.IO.OutTTY)
 		return err
 	}
 	// Through the companion for build-push --scan: the verdict, its exit code and message go to the
 	// file, so the parent reports it exactly as it would in-process.
-	out, err := runScan(cmd, f, sf, images, f.IO.Out, f.IO.OutTTY)
 	v := scanVerdict{ExitCode: exitcode.Of(err)}
 	if err != nil {
 		v.Error = errorMessage(err)

@@ -4,8 +4,6 @@ package main
 
 // The light build: no trivy, so no scanner of its own; the scan commands run in regctl-scan.
 
-const buildHasScanner = false
-
 func builtInScanner() scanner { return nil }
 
 func prepareLibraries() {}

@@ -26,7 +26,7 @@ func newVersionCmd(f *Factory) *cobra.Command {
 		Args:    args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			v := versionInfo{version, commit, date, runtime.Version(), runtime.GOOS + "/" + runtime.GOARCH, companionName}
-			if buildHasScanner {
+			if builtInScanner() != nil {
 				v.Scanner = "built-in"
 			}
 			return f.Render(v, func() ui.Table {
