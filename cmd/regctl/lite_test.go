@@ -186,3 +186,14 @@ exit 0
 		t.Errorf("companion argv:\n%s\nwant:\n%s", argv, want)
 	}
 }
+
+// A companion run by a regctl of another version says so (both should come from one release).
+func TestCompanionWarnsOnAnotherVersion(t *testing.T) {
+	_, errOut, code := newCLI(t, envScannerParent+"=0.0.1-other").run("version")
+	if code != 0 || !strings.Contains(errOut, "warning: regctl 0.0.1-other ran regctl-scan "+version) {
+		t.Errorf("exit %d, stderr %q", code, errOut)
+	}
+	if _, errOut, _ := newCLI(t, envScannerParent+"="+version).run("version"); strings.Contains(errOut, "warning") {
+		t.Errorf("same version warned: %q", errOut)
+	}
+}
