@@ -178,13 +178,15 @@ func Backup(ctx context.Context, reg registry.Registry, s Store, o Options) (*Sn
 const repoJobs = 4
 
 // transfers is what the repositories of one run share: the last snapshot's tags, the registry's
-// options and data-plane client, the slots that bound blob transfers, and which blobs this run has already stored, so a
-// layer shared by many repositories is fetched once.
+// data-plane client, the slots that bound blob downloads, and which blobs this run has already
+// stored, so a layer shared by many repositories is fetched once.
 type transfers struct {
 	// previous is the last snapshot's tags by repository: which tags are known.
-	previous   map[string]map[string]string
-	opts       []remote.Option
-	data       registry.DataPlane // blobs are read through it, so only backup's own verifier hashes them
+	previous map[string]map[string]string
+	// data reads manifests and blobs: blobs so that only backup's own verifier hashes them, and
+	// manifests so that a repository costs one /v2/ ping and token exchange (its scope's client),
+	// not a second one for go-containerregistry's puller.
+	data       registry.DataPlane
 	slots      chan struct{}
 	digests    sync.Map // digest -> *sync.Mutex: one transfer of a blob at a time
 	stored     sync.Map // digest -> struct{}: stored or checked whole by this run
@@ -196,12 +198,18 @@ func newTransfers(reg registry.Registry, jobs int) (*transfers, error) {
 	if !ok {
 		return nil, fmt.Errorf("%s: this registry type has no data-plane client to read blobs with", reg.Name())
 	}
-	return &transfers{opts: reg.Remote(), data: data, slots: make(chan struct{}, jobs)}, nil
+	return &transfers{data: data, slots: make(chan struct{}, jobs)}, nil
 }
 
-// with is the shared options bound to ctx, in a slice of its own (they are used concurrently).
-func (x *transfers) with(ctx context.Context) []remote.Option {
-	return append(x.opts[:len(x.opts):len(x.opts)], remote.WithContext(ctx))
+// remote is how go-containerregistry reads repo's manifests: through the repository's data-plane
+// client, whose transport is already authenticated (a transport.Wrapper, which go-containerregistry
+// uses as it is, without pinging again) and keeps the registry's retries and answer limits.
+func (x *transfers) remote(ctx context.Context, repo name.Repository) ([]remote.Option, error) {
+	client, err := x.data.DataClient(ctx, repo.Scope(transport.PullScope))
+	if err != nil {
+		return nil, err
+	}
+	return []remote.Option{remote.WithTransport(client.Transport), remote.WithContext(ctx)}, nil
 }
 
 // lock holds digest against concurrent transfers of the same blob.
@@ -224,29 +232,40 @@ func backupRepo(ctx context.Context, reg registry.Registry, s Store, repo string
 	if err != nil {
 		return nil, nil, err
 	}
-	opts := x.with(ctx)
+	opts, err := x.remote(ctx, ref)
+	if err != nil {
+		return nil, nil, err
+	}
 	rs := &RepoSnapshot{Name: repo, Tags: map[string]string{}}
 	st := &Stats{}
 	raws := map[string][]byte{}
 	var descs []Descriptor
+	// Manifests read from the registry that the store lacks: they are stored with the blobs, in
+	// parallel, rather than one by one in the walk, which would hold up the repository's transfers.
+	var toStore []v1.Hash
 	var walk func(d v1.Hash, mt types.MediaType, raw []byte) error
-	// walk stores and records manifest d and what it reaches; raw is its content when already fetched.
+	// walk records manifest d and what it reaches; raw is its content when already fetched.
 	walk = func(d v1.Hash, mt types.MediaType, raw []byte) error {
 		if _, seen := raws[d.String()]; seen {
 			return nil
 		}
 		if raw != nil {
-			if err := putManifest(ctx, s, d, raw); err != nil {
+			if ok, err := exists(ctx, s, blobKey(d)); err != nil {
 				return fmt.Errorf("%s@%s: %w", repo, d, err)
+			} else if !ok {
+				toStore = append(toStore, d)
 			}
 		} else {
-			fetched, gotMT, err := manifestRaw(ctx, s, ref, d, opts)
+			got, gotMT, fetched, err := manifestRaw(ctx, s, ref, d, opts)
 			if err != nil {
 				return err
 			}
-			raw = fetched
+			raw = got
 			if mt == "" {
 				mt = gotMT
+			}
+			if fetched {
+				toStore = append(toStore, d)
 			}
 		}
 		raws[d.String()] = raw
@@ -309,7 +328,17 @@ func backupRepo(ctx context.Context, reg registry.Registry, s Store, repo string
 	var done, newBlobs, already, repaired atomic.Int64
 	var newBytes atomic.Int64
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(o.Jobs)
+	// Jobs downloading (the slots) and as many finishing: a blob whose body is read gives its slot
+	// back while the store syncs it, and another blob of this repository can take it.
+	g.SetLimit(2 * o.Jobs)
+	for _, d := range toStore {
+		g.Go(func() error {
+			if err := storeManifest(gctx, s, d, raws[d.String()]); err != nil {
+				return fmt.Errorf("%s@%s: %w", repo, d, err)
+			}
+			return nil
+		})
+	}
 	for _, k := range keys {
 		b := need[k]
 		g.Go(func() error {
@@ -348,33 +377,22 @@ func backupRepo(ctx context.Context, reg registry.Registry, s Store, repo string
 	return rs, st, nil
 }
 
-// manifestRaw returns a manifest's bytes and media type: from the store when it has them (nothing
-// fetched), else from the registry, verified against the digest and stored.
-func manifestRaw(ctx context.Context, s Store, repo name.Repository, d v1.Hash, opts []remote.Option) ([]byte, types.MediaType, error) {
+// manifestRaw returns a manifest's bytes and media type: from the store when it has them whole,
+// else from the registry (verified against the digest; fetched says so, and the caller stores it).
+func manifestRaw(ctx context.Context, s Store, repo name.Repository, d v1.Hash, opts []remote.Option) (raw []byte, mt types.MediaType, fetched bool, err error) {
 	if ok, err := exists(ctx, s, blobKey(d)); err != nil {
-		return nil, "", err
+		return nil, "", false, err
 	} else if ok {
 		if raw, err := readBlob(ctx, s, d); err == nil {
-			return raw, mediaTypeOf(raw), nil
+			return raw, mediaTypeOf(raw), false, nil
 		}
 		// a corrupt copy: fetch it again below
 	}
 	desc, err := remote.Get(repo.Digest(d.String()), opts...)
 	if err != nil {
-		return nil, "", fmt.Errorf("%s@%s: %w", repo, d, err)
+		return nil, "", false, fmt.Errorf("%s@%s: %w", repo, d, err)
 	}
-	if err := storeManifest(ctx, s, d, desc.Manifest); err != nil {
-		return nil, "", fmt.Errorf("%s@%s: %w", repo, d, err)
-	}
-	return desc.Manifest, desc.MediaType, nil
-}
-
-// putManifest stores a manifest fetched by tag under its digest, unless the store has it.
-func putManifest(ctx context.Context, s Store, d v1.Hash, raw []byte) error {
-	if ok, err := exists(ctx, s, blobKey(d)); err != nil || ok {
-		return err
-	}
-	return storeManifest(ctx, s, d, raw)
+	return desc.Manifest, desc.MediaType, true, nil
 }
 
 // storeManifest stores raw under d, verified against it.
@@ -406,13 +424,9 @@ func (x *transfers) copy(ctx context.Context, s Store, repo name.Repository, b v
 	if _, ok := x.stored.Load(key); ok {
 		return false, false, nil
 	}
-	select {
-	case x.slots <- struct{}{}:
-	case <-ctx.Done():
-		return false, false, ctx.Err()
-	}
-	copied, repaired, err = copyBlob(ctx, s, repo, b, x.data, verifyExisting)
-	<-x.slots
+	sl := &slot{ch: x.slots}
+	defer sl.release()
+	copied, repaired, err = copyBlob(ctx, s, repo, b, x.data, verifyExisting, sl)
 	if err == nil {
 		x.stored.Store(key, struct{}{})
 	}
@@ -423,7 +437,7 @@ func (x *transfers) copy(ctx context.Context, s Store, repo name.Repository, b v
 // stored size must match (and, with verifyExisting, the content its digest), else the blob is
 // fetched again and repaired reports it. The stream is verified as it is written; a transfer that
 // breaks is retried.
-func copyBlob(ctx context.Context, s Store, repo name.Repository, b v1.Descriptor, data registry.DataPlane, verifyExisting bool) (copied, repaired bool, err error) {
+func copyBlob(ctx context.Context, s Store, repo name.Repository, b v1.Descriptor, data registry.DataPlane, verifyExisting bool, sl *slot) (copied, repaired bool, err error) {
 	size, err := s.Size(ctx, blobKey(b.Digest))
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -453,12 +467,18 @@ func copyBlob(ctx context.Context, s Store, repo name.Repository, b v1.Descripto
 			}
 		}
 		last = func() error {
+			if err := sl.acquire(ctx); err != nil {
+				return err
+			}
 			rc, err := fetchBlob(ctx, data, repo, b.Digest)
 			if err != nil {
+				sl.release()
 				return err
 			}
 			defer rc.Close()
-			return s.Put(ctx, blobKey(b.Digest), newVerifier(rc, b.Digest, b.Size), b.Size)
+			// The slot goes back once the body is read: the store's sync of this blob then overlaps
+			// the next download instead of holding it up.
+			return s.Put(ctx, blobKey(b.Digest), newVerifier(releaseAtEnd{rc, sl}, b.Digest, b.Size), b.Size)
 		}()
 		if last == nil {
 			return true, repaired, nil
@@ -468,6 +488,47 @@ func copyBlob(ctx context.Context, s Store, repo name.Repository, b v1.Descripto
 		}
 	}
 	return false, false, fmt.Errorf("copying %s@%s: %w", repo, b.Digest, last)
+}
+
+// slot is one of the transfer slots (a semaphore of Jobs), held while a blob downloads. It is used by
+// one goroutine, the one copying the blob.
+type slot struct {
+	ch   chan struct{}
+	held bool
+}
+
+func (s *slot) acquire(ctx context.Context) error {
+	if s == nil || s.held {
+		return nil
+	}
+	select {
+	case s.ch <- struct{}{}:
+		s.held = true
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s *slot) release() {
+	if s != nil && s.held {
+		s.held = false
+		<-s.ch
+	}
+}
+
+// releaseAtEnd gives the slot back when the body ends (or breaks).
+type releaseAtEnd struct {
+	r  io.Reader
+	sl *slot
+}
+
+func (r releaseAtEnd) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if err != nil {
+		r.sl.release()
+	}
+	return n, err
 }
 
 // fetchBlob GETs a blob through the registry's data-plane client (its auth, TLS, retries and

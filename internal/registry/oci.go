@@ -52,6 +52,12 @@ type OCI struct {
 	// renews an expired token itself).
 	listMu      sync.Mutex
 	listClients map[string]*http.Client
+	// challenge is the registry's answer to the /v2/ ping, asked once. Without a bearer challenge
+	// (anonymous, or basic auth as ECR's) a request is authorised the same way whatever its scope,
+	// so anyScope, the first client made, serves every scope: a backup of 30 repositories then pings
+	// once, not 30 times.
+	challenge *transport.Challenge
+	anyScope  *http.Client
 	// puller and pusher are shared by every call so that the /v2/ ping and the token exchange happen
 	// once per repository and scope, not once per request.
 	puller *remote.Puller
@@ -210,6 +216,16 @@ func (o *OCI) client(ctx context.Context, reg name.Registry, scopes []string) (*
 	if c, ok := o.listClients[key]; ok {
 		return c, nil
 	}
+	if o.anyScope != nil {
+		return o.anyScope, nil
+	}
+	if o.challenge == nil {
+		ch, err := transport.Ping(ctx, reg, o.rt)
+		if err != nil {
+			return nil, err
+		}
+		o.challenge = ch
+	}
 	auth, err := authn.Resolve(ctx, o.cfg.Keychain, reg)
 	if err != nil {
 		return nil, err
@@ -218,10 +234,14 @@ func (o *OCI) client(ctx context.Context, reg name.Registry, scopes []string) (*
 	if err != nil {
 		return nil, err
 	}
+	c := &http.Client{Transport: tr}
+	if !strings.EqualFold(o.challenge.Scheme, "bearer") {
+		o.anyScope = c
+		return c, nil
+	}
 	if o.listClients == nil {
 		o.listClients = map[string]*http.Client{}
 	}
-	c := &http.Client{Transport: tr}
 	o.listClients[key] = c
 	return c, nil
 }

@@ -108,6 +108,9 @@ func splitURL(u string) (host, scheme string) {
 	return strings.TrimSuffix(u, "/"), scheme
 }
 
+// maxIdleConnsPerHost bounds the connections kept open to one registry between requests.
+const maxIdleConnsPerHost = 32
+
 // BaseTransport is the transport a backend starts from: base (or the default), with TLS verification
 // off when insecure and caFile's certificates trusted.
 func BaseTransport(base http.RoundTripper, insecure bool, caFile string) (http.RoundTripper, error) {
@@ -125,6 +128,12 @@ func BaseTransport(base http.RoundTripper, insecure bool, caFile string) (http.R
 	}
 	if t.TLSClientConfig == nil {
 		t.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	if t.MaxIdleConnsPerHost == 0 {
+		// net/http keeps 2 idle connections per host by default; regctl runs up to --jobs transfers
+		// and several listings at once against one registry, and each connection beyond 2 would be
+		// closed after its request and dialled again (measured: 176 connections for one backup).
+		t.MaxIdleConnsPerHost = maxIdleConnsPerHost
 	}
 	if insecure {
 		t.TLSClientConfig.InsecureSkipVerify = true //nolint:gosec // asked for with insecure: true / --insecure
