@@ -436,7 +436,7 @@ func (x *transfers) copy(ctx context.Context, s Store, repo name.Repository, b v
 // copyBlob streams one blob from the registry into the store unless the store has it whole: the
 // stored size must match (and, with verifyExisting, the content its digest), else the blob is
 // fetched again and repaired reports it. The stream is verified as it is written; a transfer that
-// breaks is retried.
+// breaks, or that the registry refuses for a passing reason, is started again (registry.RetryStream).
 func copyBlob(ctx context.Context, s Store, repo name.Repository, b v1.Descriptor, data registry.DataPlane, verifyExisting bool, sl *slot) (copied, repaired bool, err error) {
 	size, err := s.Size(ctx, blobKey(b.Digest))
 	switch {
@@ -457,37 +457,31 @@ func copyBlob(ctx context.Context, s Store, repo name.Repository, b v1.Descripto
 		}
 		repaired = true
 	}
-	var last error
-	for attempt := 0; attempt < 3; attempt++ {
-		if attempt > 0 {
-			select {
-			case <-ctx.Done():
-				return false, false, ctx.Err()
-			case <-time.After(time.Duration(attempt) * 500 * time.Millisecond):
-			}
+	err = registry.RetryStream(ctx, func() error {
+		if err := sl.acquire(ctx); err != nil {
+			return err
 		}
-		last = func() error {
-			if err := sl.acquire(ctx); err != nil {
-				return err
-			}
-			rc, err := fetchBlob(ctx, data, repo, b.Digest)
-			if err != nil {
-				sl.release()
-				return err
-			}
-			defer rc.Close()
-			// The slot goes back once the body is read: the store's sync of this blob then overlaps
-			// the next download instead of holding it up.
-			return s.Put(ctx, blobKey(b.Digest), newVerifier(releaseAtEnd{rc, sl}, b.Digest, b.Size), b.Size)
-		}()
-		if last == nil {
-			return true, repaired, nil
+		rc, err := fetchBlob(ctx, data, repo, b.Digest)
+		if err != nil {
+			sl.release()
+			return err
 		}
-		if ctx.Err() != nil {
-			return false, false, ctx.Err()
+		defer rc.Close()
+		// The slot goes back once the body is read: the store's sync of this blob then overlaps
+		// the next download instead of holding it up.
+		err = s.Put(ctx, blobKey(b.Digest), newVerifier(releaseAtEnd{rc, sl}, b.Digest, b.Size), b.Size)
+		if errors.Is(err, ErrDigestMismatch) {
+			return registry.Final(err) // the registry would send the same bytes again
 		}
+		return err
+	})
+	switch {
+	case err == nil:
+		return true, repaired, nil
+	case ctx.Err() != nil:
+		return false, false, context.Cause(ctx)
 	}
-	return false, false, fmt.Errorf("copying %s@%s: %w", repo, b.Digest, last)
+	return false, false, fmt.Errorf("copying %s@%s: %w", repo, b.Digest, err)
 }
 
 // slot is one of the transfer slots (a semaphore of Jobs), held while a blob downloads. It is used by

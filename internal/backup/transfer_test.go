@@ -19,6 +19,7 @@ import (
 
 	"github.com/regctl-dev/regctl/internal/backup"
 	"github.com/regctl-dev/regctl/internal/localreg/localregtest"
+	"github.com/regctl-dev/regctl/internal/registry"
 	"github.com/regctl-dev/regctl/internal/sample"
 )
 
@@ -127,21 +128,32 @@ func layerDigests(t *testing.T, ref string) []string {
 	return out
 }
 
-// A registry that serves a layer with the wrong bytes (same length) or cuts it short gets that
-// repository reported incomplete: nothing is stored under the layer's digest, the other
-// repositories are backed up, and the record holds only them.
+// A registry that serves a layer with the wrong bytes (same length), cuts it short or says it has
+// none gets that repository reported incomplete: nothing is stored under the layer's digest, the
+// other repositories are backed up, and the record holds only them. Only the broken transfer is
+// tried again: wrong bytes or a 404 would come back the same.
 func TestTamperedOrTruncatedBlobIsNeverStored(t *testing.T) {
-	for _, mode := range []string{"tampered", "truncated"} {
+	for mode, wantGets := range map[string]int{"tampered": 1, "truncated": registry.StreamAttempts, "missing": 1} {
 		t.Run(mode, func(t *testing.T) {
 			var victim string
+			victimGets := 0
 			var mu sync.Mutex
 			srv := localregtest.Start(t, localregtest.Options{Wrap: func(h http.Handler) http.Handler {
 				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 					mu.Lock()
 					bad := victim != "" && r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/blobs/"+victim)
+					if bad {
+						victimGets++
+					}
 					mu.Unlock()
 					if !bad {
 						h.ServeHTTP(w, r)
+						return
+					}
+					if mode == "missing" {
+						w.Header().Set("Content-Type", "application/json")
+						w.WriteHeader(http.StatusNotFound)
+						w.Write([]byte(`{"errors":[{"code":"BLOB_UNKNOWN","message":"blob unknown to registry"}]}`))
 						return
 					}
 					rec := httptest.NewRecorder()
@@ -186,6 +198,11 @@ func TestTamperedOrTruncatedBlobIsNeverStored(t *testing.T) {
 			if mode == "tampered" && !errors.Is(err, backup.ErrDigestMismatch) && !strings.Contains(err.Error(), "does not match its digest") {
 				t.Errorf("error does not say the digest is wrong: %v", err)
 			}
+			mu.Lock()
+			if victimGets != wantGets {
+				t.Errorf("the %s layer was asked for %d times, want %d", mode, victimGets, wantGets)
+			}
+			mu.Unlock()
 			if len(snap.Repos) != 1 || snap.Repos[0].Name != names[0] {
 				t.Errorf("the good repository: %+v", snap.Repos)
 			}

@@ -9,6 +9,8 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/regctl-dev/regctl/internal/registry"
 )
 
 // blobTracker remembers, for each blob digest, the first destination repository this run put it
@@ -85,7 +87,7 @@ func (r *run) transferBlob(ctx context.Context, srcRef, dstRef name.Repository, 
 	}
 	defer func() { <-r.blobSem }()
 	checkExisting := !r.isNewRepo(dstRef.RepositoryStr())
-	return withRetries(ctx, func() error {
+	return registry.RetryStream(ctx, func() error {
 		sent, mounted, err := r.uploadBlob(ctx, srcRef, dstRef, b, mountFrom, checkExisting)
 		if err != nil {
 			if mountFrom != "" && !sent { // a mount refused in a way the protocol did not expect: upload instead

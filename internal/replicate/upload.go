@@ -3,12 +3,10 @@ package replicate
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -118,38 +116,4 @@ func do(ctx context.Context, c *http.Client, method, u string, body io.Reader, s
 		req.Header.Set("Content-Type", contentType)
 	}
 	return c.Do(req)
-}
-
-// transient reports whether a failed upload is worth starting again: the registry said 408, 429
-// or 5xx, or the transfer itself broke (a reset, either stream closed early: net/http closes the
-// source stream when the destination answers before reading it all). Other answers of the
-// registry (401, 404, 400 ...) are final.
-func transient(err error) bool {
-	var terr *transport.Error
-	if errors.As(err, &terr) {
-		return terr.StatusCode == http.StatusRequestTimeout || terr.StatusCode == http.StatusTooManyRequests || terr.StatusCode >= 500
-	}
-	return true
-}
-
-// uploadAttempts matches RetryTransport's: a streamed upload cannot be replayed by the transport, so
-// the whole upload is started again instead.
-const uploadAttempts = 5
-
-// withRetries runs an upload up to uploadAttempts times, backing off, while it fails for a passing reason.
-func withRetries(ctx context.Context, f func() error) error {
-	var err error
-	for attempt := 0; attempt < uploadAttempts; attempt++ {
-		if attempt > 0 {
-			select {
-			case <-ctx.Done():
-				return context.Cause(ctx)
-			case <-time.After(time.Duration(attempt) * 300 * time.Millisecond):
-			}
-		}
-		if err = f(); err == nil || !transient(err) || ctx.Err() != nil {
-			return err
-		}
-	}
-	return err
 }
