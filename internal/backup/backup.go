@@ -239,12 +239,14 @@ func backupRepo(ctx context.Context, reg registry.Registry, s Store, repo string
 	rs := &RepoSnapshot{Name: repo, Tags: map[string]string{}}
 	st := &Stats{}
 	raws := map[string][]byte{}
-	var descs []Descriptor
+	var descs []Descriptor             // children first: registries that check an index's completeness refuse it before them
+	need := map[string]v1.Descriptor{} // every blob (config and layers) the manifests name
 	// Manifests read from the registry that the store lacks: they are stored with the blobs, in
 	// parallel, rather than one by one in the walk, which would hold up the repository's transfers.
 	var toStore []v1.Hash
 	var walk func(d v1.Hash, mt types.MediaType, raw []byte) error
-	// walk records manifest d and what it reaches; raw is its content when already fetched.
+	// walk records manifest d and what it reaches, d after its children; raw is its content when
+	// already fetched.
 	walk = func(d v1.Hash, mt types.MediaType, raw []byte) error {
 		if _, seen := raws[d.String()]; seen {
 			return nil
@@ -269,16 +271,19 @@ func backupRepo(ctx context.Context, reg registry.Registry, s Store, repo string
 			}
 		}
 		raws[d.String()] = raw
-		descs = append(descs, Descriptor{Digest: d.String(), MediaType: mt, Size: int64(len(raw))})
-		_, children, err := manifestBlobs(raw)
+		blobs, children, err := manifestBlobs(raw)
 		if err != nil {
 			return fmt.Errorf("%s@%s: %w", repo, d, err)
+		}
+		for _, b := range blobs {
+			need[b.Digest.String()] = b
 		}
 		for _, c := range children {
 			if err := walk(c.Digest, c.MediaType, nil); err != nil {
 				return err
 			}
 		}
+		descs = append(descs, Descriptor{Digest: d.String(), MediaType: mt, Size: int64(len(raw))})
 		return nil
 	}
 	for _, t := range tags {
@@ -305,21 +310,11 @@ func backupRepo(ctx context.Context, reg registry.Registry, s Store, repo string
 			return nil, nil, err
 		}
 	}
-	rs.Manifests = childrenFirst(descs, raws)
+	rs.Manifests = descs
 	recordSettings(ctx, reg, repo, rs, o.Logger)
 	st.Manifests = len(descs)
 
-	// Every blob (config and layers) once, in parallel.
-	need := map[string]v1.Descriptor{}
-	for _, d := range descs {
-		blobs, _, err := manifestBlobs(raws[d.Digest])
-		if err != nil {
-			return nil, nil, fmt.Errorf("%s@%s: %w", repo, d.Digest, err)
-		}
-		for _, b := range blobs {
-			need[b.Digest.String()] = b
-		}
-	}
+	// Every blob once, in parallel.
 	keys := make([]string, 0, len(need))
 	for k := range need {
 		keys = append(keys, k)
@@ -600,40 +595,4 @@ func recordSettings(ctx context.Context, reg registry.Registry, repo string, rs 
 			rs.setting(k, v)
 		}
 	}
-}
-
-// childrenFirst orders manifests so that every index comes after the manifests it lists: registries
-// that check index completeness refuse an index whose children are missing.
-func childrenFirst(descs []Descriptor, raws map[string][]byte) []Descriptor {
-	placed := map[string]bool{}
-	var out []Descriptor
-	for len(out) < len(descs) {
-		progress := false
-		for _, d := range descs {
-			if placed[d.Digest] {
-				continue
-			}
-			_, children, _ := manifestBlobs(raws[d.Digest])
-			ready := true
-			for _, c := range children {
-				if _, known := raws[c.Digest.String()]; known && !placed[c.Digest.String()] {
-					ready = false
-				}
-			}
-			if ready {
-				placed[d.Digest] = true
-				out = append(out, d)
-				progress = true
-			}
-		}
-		if !progress { // a cycle cannot happen with content addressing; keep the rest as they are
-			for _, d := range descs {
-				if !placed[d.Digest] {
-					out = append(out, d)
-				}
-			}
-			break
-		}
-	}
-	return out
 }

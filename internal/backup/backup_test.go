@@ -2,6 +2,7 @@ package backup_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net"
 	"net/http"
@@ -128,6 +129,36 @@ func TestBackupRestoreRoundTripAndIncrementalRerun(t *testing.T) {
 	blobs, _ := s.List(ctx, "blobs/sha256/")
 	if snap.Stats.StoredAlready == 0 || len(blobs) >= snap.Stats.Blobs+snap.Stats.Manifests {
 		t.Errorf("blobs are not shared: %d stored for %d referenced + %d manifests (%+v)", len(blobs), snap.Stats.Blobs, snap.Stats.Manifests, snap.Stats)
+	}
+	// An index is recorded after the manifests it lists: restore pushes in this order, and a
+	// registry that checks an index's completeness refuses it before its children.
+	indexes := 0
+	for _, rs := range snap.Repos {
+		pos := map[string]int{}
+		for i, m := range rs.Manifests {
+			pos[m.Digest] = i
+		}
+		for i, m := range rs.Manifests {
+			raw, err := os.ReadFile(filepath.Join(dest, "blobs", strings.Replace(m.Digest, ":", "/", 1)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var idx struct {
+				Manifests []struct{ Digest string } `json:"manifests"`
+			}
+			if json.Unmarshal(raw, &idx) != nil || len(idx.Manifests) == 0 {
+				continue
+			}
+			indexes++
+			for _, c := range idx.Manifests {
+				if j, ok := pos[c.Digest]; !ok || j > i {
+					t.Errorf("%s: index %s at %d, its child %s at %d (recorded: %v)", rs.Name, m.Digest, i, c.Digest, j, ok)
+				}
+			}
+		}
+	}
+	if indexes == 0 {
+		t.Error("the seeded repositories recorded no index: the order check checked nothing")
 	}
 	for _, f := range []string{"oci-layout", "index.json", "snapshots/" + snap.ID + ".json"} {
 		if _, err := os.Stat(filepath.Join(dest, f)); err != nil {
