@@ -22,13 +22,17 @@ import (
 func TestDataClientsShareOnePingWithoutBearerChallenge(t *testing.T) {
 	var mu sync.Mutex
 	pings := 0
+	agents := map[string]bool{}
 	srv := localregtest.Start(t, localregtest.Options{Wrap: func(h http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
 			if r.URL.Path == "/v2/" {
-				mu.Lock()
 				pings++
-				mu.Unlock()
 			}
+			if strings.HasSuffix(r.URL.Path, "/tags/list") {
+				agents[r.Header.Get("User-Agent")] = true
+			}
+			mu.Unlock()
 			h.ServeHTTP(w, r)
 		})
 	}})
@@ -65,6 +69,14 @@ func TestDataClientsShareOnePingWithoutBearerChallenge(t *testing.T) {
 	defer mu.Unlock()
 	if pings != 2 { // the challenge, then go-containerregistry's handshake
 		t.Errorf("%d pings, want 2", pings)
+	}
+	for ua := range agents {
+		if !strings.HasPrefix(ua, "regctl") {
+			t.Errorf("a data-plane request went as %q, not as regctl", ua)
+		}
+	}
+	if len(agents) == 0 {
+		t.Error("no tag listing was seen")
 	}
 }
 

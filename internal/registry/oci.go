@@ -230,7 +230,9 @@ func (o *OCI) client(ctx context.Context, reg name.Registry, scopes []string) (*
 	if err != nil {
 		return nil, err
 	}
-	tr, err := transport.NewWithContext(ctx, reg, auth, o.rt, scopes)
+	// With its own user agent: go-containerregistry would otherwise put only its default one on a
+	// transport it did not wrap.
+	tr, err := transport.NewWithContext(ctx, reg, auth, transport.NewUserAgent(o.rt, o.cfg.UserAgent), scopes)
 	if err != nil {
 		return nil, err
 	}
